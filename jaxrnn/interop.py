@@ -1,0 +1,62 @@
+"""Move recurrent-layer weights between PyTorch and jaxrnn; the names never change.
+
+torch is imported only inside these functions, so ``import jaxrnn`` works without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def from_torch(module_or_state_dict: Any) -> dict[str, jax.Array]:
+    """A ``torch.nn.{RNN,LSTM,GRU}`` (or its state_dict) as a dict of JAX arrays, same names.
+
+    The result is what :func:`jaxrnn.functional.lstm` and friends, and the ``params`` of the
+    Flax modules, take. dtypes are kept (bfloat16 included).
+    """
+    import torch
+
+    state = (
+        module_or_state_dict.state_dict()
+        if isinstance(module_or_state_dict, torch.nn.Module)
+        else module_or_state_dict
+    )
+    if not isinstance(state, Mapping):
+        raise TypeError(
+            "from_torch expects a torch.nn.Module or a state_dict mapping, "
+            f"got {type(module_or_state_dict).__name__}"
+        )
+    out = {}
+    for name, tensor in state.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"state_dict[{name!r}] is a {type(tensor).__name__}, not a tensor")
+        tensor = tensor.detach().cpu()
+        if tensor.dtype == torch.bfloat16:
+            out[name] = jnp.asarray(tensor.float().numpy(), dtype=jnp.bfloat16)
+        else:
+            out[name] = jnp.asarray(tensor.numpy())
+    return out
+
+
+def to_torch(params: Mapping[str, Any]) -> dict[str, Any]:
+    """jaxrnn parameters as a state_dict that ``torch_module.load_state_dict(..., strict=True)``
+    accepts: a dict of CPU ``torch.Tensor`` with the same names, shapes and dtypes."""
+    import torch
+
+    if not isinstance(params, Mapping):
+        raise TypeError(
+            f"to_torch expects a mapping of names to arrays, got {type(params).__name__}"
+        )
+    out = {}
+    for name, value in params.items():
+        value = jnp.asarray(value)
+        if value.dtype == jnp.bfloat16:
+            out[name] = torch.from_numpy(np.array(value.astype(jnp.float32))).to(torch.bfloat16)
+        else:
+            out[name] = torch.from_numpy(np.array(value))
+    return out

@@ -1,0 +1,145 @@
+"""``flax.linen`` modules with ``torch.nn.{RNN,LSTM,GRU}``'s constructor and parameter names.
+
+Each module declares its parameters under PyTorch's state_dict names and calls the matching
+function of :mod:`jaxrnn.functional`; there is no other logic here. So
+``LSTM(...).apply({"params": jaxrnn.interop.from_torch(torch_lstm)}, x)`` reproduces
+``torch_lstm(x)``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, ClassVar, Literal
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import functional
+from jaxrnn.params import Layout, RecurrentInit, init_param
+
+Array = jax.Array
+
+
+class _Recurrent(nn.Module):
+    """Shared fields of :class:`RNN`, :class:`LSTM` and :class:`GRU` (PyTorch's, plus three)."""
+
+    hidden_size: int
+    num_layers: int = 1
+    bias: bool = True
+    batch_first: bool = False
+    dropout: float = 0.0
+    bidirectional: bool = False
+    deterministic: bool | None = None
+    recurrent_init: RecurrentInit = "uniform"
+    unroll: int = 1
+    param_dtype: Any = jnp.float32
+
+    mode: ClassVar[str]
+
+    def _layout(self, input_size: int) -> Layout:
+        return Layout(
+            self.mode,
+            input_size,
+            self.hidden_size,
+            self.num_layers,
+            self.bias,
+            self.bidirectional,
+            getattr(self, "proj_size", 0),
+        )
+
+    def _params_and_key(self, x: Array, deterministic: bool | None):
+        layout = self._layout(x.shape[-1])
+        params = {
+            name: self.param(
+                name,
+                functools.partial(
+                    init_param,
+                    name=name,
+                    hidden_size=self.hidden_size,
+                    recurrent_init=self.recurrent_init,
+                    dtype=self.param_dtype,
+                ),
+                shape,
+            )
+            for name, shape in layout.shapes().items()
+        }
+        key = None
+        if self.dropout > 0.0 and not nn.merge_param(
+            "deterministic", self.deterministic, deterministic
+        ):
+            key = self.make_rng("dropout")
+        return params, key
+
+
+class RNN(_Recurrent):
+    """Elman RNN: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*num_layers, B, H))``.
+
+    ``lengths`` (``(B,)``) gives PyTorch's packed-sequence semantics. Dropout between layers
+    runs when ``deterministic=False`` (field or call argument) with a ``"dropout"`` rng.
+    """
+
+    nonlinearity: Literal["tanh", "relu"] = "tanh"
+    mode: ClassVar[str] = "rnn"
+
+    @nn.compact
+    def __call__(
+        self,
+        x: Array,
+        hx: Array | None = None,
+        *,
+        lengths: Array | None = None,
+        deterministic: bool | None = None,
+    ) -> tuple[Array, Array]:
+        params, key = self._params_and_key(x, deterministic)
+        return functional.rnn(
+            params, x, hx, nonlinearity=self.nonlinearity, lengths=lengths,
+            batch_first=self.batch_first, dropout=self.dropout, key=key, unroll=self.unroll,
+        )  # fmt: skip
+
+
+class LSTM(_Recurrent):
+    """LSTM: ``x (T, B, I) -> (output (T, B, D*P), (h_n (D*L, B, P), c_n (D*L, B, H)))``.
+
+    ``proj_size > 0`` adds PyTorch's output projection ``weight_hr`` (``P = proj_size``,
+    otherwise ``P = hidden_size``).
+    """
+
+    proj_size: int = 0
+    mode: ClassVar[str] = "lstm"
+
+    @nn.compact
+    def __call__(
+        self,
+        x: Array,
+        hx: tuple[Array, Array] | None = None,
+        *,
+        lengths: Array | None = None,
+        deterministic: bool | None = None,
+    ) -> tuple[Array, tuple[Array, Array]]:
+        params, key = self._params_and_key(x, deterministic)
+        return functional.lstm(
+            params, x, hx, lengths=lengths, batch_first=self.batch_first,
+            dropout=self.dropout, key=key, unroll=self.unroll,
+        )  # fmt: skip
+
+
+class GRU(_Recurrent):
+    """GRU: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*num_layers, B, H))``."""
+
+    mode: ClassVar[str] = "gru"
+
+    @nn.compact
+    def __call__(
+        self,
+        x: Array,
+        hx: Array | None = None,
+        *,
+        lengths: Array | None = None,
+        deterministic: bool | None = None,
+    ) -> tuple[Array, Array]:
+        params, key = self._params_and_key(x, deterministic)
+        return functional.gru(
+            params, x, hx, lengths=lengths, batch_first=self.batch_first,
+            dropout=self.dropout, key=key, unroll=self.unroll,
+        )  # fmt: skip

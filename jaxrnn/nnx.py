@@ -1,0 +1,177 @@
+"""``flax.nnx`` modules with ``torch.nn.{RNN,LSTM,GRU}``'s constructor and parameter names.
+
+Parameters are attributes named as in PyTorch's state_dict (``model.weight_ih_l0``), so
+``model.load_state_dict(jaxrnn.interop.from_torch(torch_lstm))`` loads PyTorch weights and
+``model.state_dict()`` gives them back. The call is the matching :mod:`jaxrnn.functional`
+function. Dropout between layers runs in ``train()`` mode and is off after ``eval()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxrnn import functional
+from jaxrnn.params import Layout, RecurrentInit, init_params, layout_of
+
+Array = jax.Array
+
+
+class _Recurrent(nnx.Module):
+    mode: ClassVar[str]
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        *,
+        recurrent_init: RecurrentInit = "uniform",
+        unroll: int = 1,
+        param_dtype: Any = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        self.layout = Layout(
+            self.mode, input_size, hidden_size, num_layers, bias, bidirectional, proj_size
+        )
+        self.batch_first = batch_first
+        self.dropout = dropout
+        self.unroll = unroll
+        self.deterministic = False
+        params = init_params(
+            rngs.params(), self.layout, recurrent_init=recurrent_init, dtype=param_dtype
+        )
+        for name, value in params.items():
+            setattr(self, name, nnx.Param(value))
+        self.rngs = rngs.fork() if dropout > 0.0 else nnx.data(None)
+
+    def state_dict(self) -> dict[str, Array]:
+        """The parameters under PyTorch's names (see :func:`jaxrnn.interop.to_torch`)."""
+        return {name: getattr(self, name)[...] for name in self.layout.shapes()}
+
+    def load_state_dict(self, params: Mapping[str, Array]) -> None:
+        """Replace every parameter from a PyTorch-named mapping of the same layout."""
+        layout = layout_of(self.mode, params)
+        if layout != self.layout:
+            raise ValueError(f"params describe {layout}, but this module is {self.layout}")
+        for name in self.layout.shapes():
+            getattr(self, name)[...] = jnp.asarray(params[name])
+
+    def _key(self, deterministic: bool | None) -> Array | None:
+        deterministic = self.deterministic if deterministic is None else deterministic
+        if self.dropout == 0.0 or deterministic:
+            return None
+        return self.rngs.dropout()
+
+
+class RNN(_Recurrent):
+    """Elman RNN: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*num_layers, B, H))``."""
+
+    mode: ClassVar[str] = "rnn"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: Literal["tanh", "relu"] = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        recurrent_init: RecurrentInit = "uniform",
+        unroll: int = 1,
+        param_dtype: Any = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+            recurrent_init=recurrent_init, unroll=unroll, param_dtype=param_dtype, rngs=rngs,
+        )  # fmt: skip
+
+    def __call__(
+        self,
+        x: Array,
+        hx: Array | None = None,
+        *,
+        lengths: Array | None = None,
+        deterministic: bool | None = None,
+    ) -> tuple[Array, Array]:
+        return functional.rnn(
+            self.state_dict(), x, hx, nonlinearity=self.nonlinearity, lengths=lengths,
+            batch_first=self.batch_first, dropout=self.dropout,
+            key=self._key(deterministic), unroll=self.unroll,
+        )  # fmt: skip
+
+
+class LSTM(_Recurrent):
+    """LSTM: ``x (T, B, I) -> (output (T, B, D*P), (h_n (D*L, B, P), c_n (D*L, B, H)))``."""
+
+    mode: ClassVar[str] = "lstm"
+
+    def __call__(
+        self,
+        x: Array,
+        hx: tuple[Array, Array] | None = None,
+        *,
+        lengths: Array | None = None,
+        deterministic: bool | None = None,
+    ) -> tuple[Array, tuple[Array, Array]]:
+        return functional.lstm(
+            self.state_dict(), x, hx, lengths=lengths, batch_first=self.batch_first,
+            dropout=self.dropout, key=self._key(deterministic), unroll=self.unroll,
+        )  # fmt: skip
+
+
+class GRU(_Recurrent):
+    """GRU: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*num_layers, B, H))``."""
+
+    mode: ClassVar[str] = "gru"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        recurrent_init: RecurrentInit = "uniform",
+        unroll: int = 1,
+        param_dtype: Any = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+            recurrent_init=recurrent_init, unroll=unroll, param_dtype=param_dtype, rngs=rngs,
+        )  # fmt: skip
+
+    def __call__(
+        self,
+        x: Array,
+        hx: Array | None = None,
+        *,
+        lengths: Array | None = None,
+        deterministic: bool | None = None,
+    ) -> tuple[Array, Array]:
+        return functional.gru(
+            self.state_dict(), x, hx, lengths=lengths, batch_first=self.batch_first,
+            dropout=self.dropout, key=self._key(deterministic), unroll=self.unroll,
+        )  # fmt: skip
