@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import functional
+from jaxrnn import attention, functional
 from jaxrnn.params import Layout, RecurrentInit, init_param
 
 Array = jax.Array
@@ -143,3 +143,39 @@ class GRU(_Recurrent):
             params, x, hx, lengths=lengths, batch_first=self.batch_first,
             dropout=self.dropout, key=key, unroll=self.unroll,
         )  # fmt: skip
+
+
+class AdditiveAttention(nn.Module):
+    """Bahdanau attention: ``(query (B, Hq), keys (B, T, Hk), lengths) -> (context, weights)``.
+
+    ``score_t = v · tanh(W_q query + W_k keys_t + bias)`` with ``features`` = the size of
+    ``v``; ``query`` may also be ``(B, S, Hq)``. See :func:`jaxrnn.attention.additive_attention`.
+    """
+
+    features: int
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(
+        self, query: Array, keys: Array, lengths: Array | None = None
+    ) -> tuple[Array, Array]:
+        shapes = attention.additive_shapes(query.shape[-1], keys.shape[-1], self.features)
+        params = {
+            name: self.param(name, attention.init_additive_param, shape, self.param_dtype)
+            for name, shape in shapes.items()
+        }
+        return attention.additive_attention(params, query, keys, lengths)
+
+
+class DotProductAttention(nn.Module):
+    """Luong "dot" attention, no parameters: ``(query, keys, lengths) -> (context, weights)``.
+
+    See :func:`jaxrnn.attention.dot_product_attention`; ``scale=True`` divides by ``sqrt(H)``.
+    """
+
+    scale: bool = False
+
+    def __call__(
+        self, query: Array, keys: Array, lengths: Array | None = None
+    ) -> tuple[Array, Array]:
+        return attention.dot_product_attention(query, keys, lengths, scale=self.scale)

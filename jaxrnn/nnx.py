@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxrnn import functional
+from jaxrnn import attention, functional
 from jaxrnn.params import Layout, RecurrentInit, init_params, layout_of
 
 Array = jax.Array
@@ -175,3 +175,44 @@ class GRU(_Recurrent):
             self.state_dict(), x, hx, lengths=lengths, batch_first=self.batch_first,
             dropout=self.dropout, key=self._key(deterministic), unroll=self.unroll,
         )  # fmt: skip
+
+
+class AdditiveAttention(nnx.Module):
+    """Bahdanau attention: ``(query (B, Hq), keys (B, T, Hk), lengths) -> (context, weights)``.
+
+    ``score_t = v · tanh(W_q query + W_k keys_t + bias)``; parameters ``weight_query``,
+    ``weight_key``, ``bias``, ``v``. See :func:`jaxrnn.attention.additive_attention`.
+    """
+
+    def __init__(
+        self,
+        query_size: int,
+        key_size: int,
+        features: int,
+        *,
+        param_dtype: Any = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        params = attention.init_additive(
+            rngs.params(), query_size, key_size, features, dtype=param_dtype
+        )
+        for name, value in params.items():
+            setattr(self, name, nnx.Param(value))
+
+    def __call__(
+        self, query: Array, keys: Array, lengths: Array | None = None
+    ) -> tuple[Array, Array]:
+        params = {name: getattr(self, name)[...] for name in attention.ADDITIVE_NAMES}
+        return attention.additive_attention(params, query, keys, lengths)
+
+
+class DotProductAttention(nnx.Module):
+    """Luong "dot" attention, no parameters: ``(query, keys, lengths) -> (context, weights)``."""
+
+    def __init__(self, *, scale: bool = False):
+        self.scale = scale
+
+    def __call__(
+        self, query: Array, keys: Array, lengths: Array | None = None
+    ) -> tuple[Array, Array]:
+        return attention.dot_product_attention(query, keys, lengths, scale=self.scale)
