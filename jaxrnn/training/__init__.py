@@ -5,10 +5,15 @@ imports this package.
 
 from jaxrnn.training.checkpoint import restore_checkpoint, save_checkpoint
 from jaxrnn.training.optim import make_train_step, optimizer
+from jaxrnn.training.tbptt import carry_over, reset_carry, stream_batches, tbptt_scan
 
 __all__ = [
+    "carry_over",
     "make_train_step",
     "optimizer",
+    "reset_carry",
     "restore_checkpoint",
     "save_checkpoint",
+    "stream_batches",
+    "tbptt_scan",
 ]
