@@ -4,13 +4,16 @@ imports this package.
 """
 
 from jaxrnn.training.checkpoint import restore_checkpoint, save_checkpoint
+from jaxrnn.training.diagnostics import gradient_flow, plot_gradient_flow
 from jaxrnn.training.optim import make_train_step, optimizer
 from jaxrnn.training.tbptt import carry_over, reset_carry, stream_batches, tbptt_scan
 
 __all__ = [
     "carry_over",
+    "gradient_flow",
     "make_train_step",
     "optimizer",
+    "plot_gradient_flow",
     "reset_carry",
     "restore_checkpoint",
     "save_checkpoint",
