@@ -1,0 +1,167 @@
+"""Shared PyTorch references for the core tests, and a report of the worst errors measured.
+
+Test modules import the helpers with ``from conftest import ...``. Every parity check
+records its error through :func:`record`; the terminal summary prints the worst forward
+error, the worst gradient error and how many cases each covers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+
+import jax.numpy as jnp
+import numpy as np
+
+import jaxrnn
+
+try:
+    import torch
+
+    torch.set_num_threads(1)  # the CI box has 2 cores; XLA wants one of them
+except ImportError:  # the tests that need torch skip themselves
+    torch = None
+
+KINDS = ("rnn_tanh", "rnn_relu", "lstm", "lstm_proj", "gru")
+
+_ERRORS: dict[str, list[tuple[float, str]]] = defaultdict(list)
+
+
+def record(kind: str, error: float, case: str) -> None:
+    """Note one measured error (``kind`` is "forward" or "gradient") for the summary."""
+    _ERRORS[kind].append((float(error), case))
+
+
+def pytest_configure(config):
+    # torch's own notice that oneDNN has no projected LSTM; it falls back to its reference path
+    config.addinivalue_line("filterwarnings", "ignore:LSTM with projections:UserWarning")
+
+
+def pytest_terminal_summary(terminalreporter):
+    for kind, errors in sorted(_ERRORS.items()):
+        worst, case = max(errors)
+        terminalreporter.write_line(
+            f"jaxrnn {kind} parity vs torch: {len(errors)} checks, worst error {worst:.3g} ({case})"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One layer configuration, named as ``torch.nn``'s constructor arguments."""
+
+    kind: str
+    input_size: int = 5
+    hidden_size: int = 6
+    num_layers: int = 1
+    bias: bool = True
+    batch_first: bool = False
+    bidirectional: bool = False
+    proj_size: int = 0
+
+    @property
+    def is_lstm(self) -> bool:
+        return self.kind.startswith("lstm")
+
+    @property
+    def out_size(self) -> int:
+        return self.proj_size or self.hidden_size
+
+    @property
+    def num_states(self) -> int:
+        return self.num_layers * (2 if self.bidirectional else 1)
+
+
+def config(kind: str, proj: int = 3, **kwargs) -> Config:
+    """A :class:`Config` for one of :data:`KINDS`; ``lstm_proj`` gets ``proj_size=proj``."""
+    return Config(kind, proj_size=proj if kind == "lstm_proj" else 0, **kwargs)
+
+
+def torch_module(cfg: Config, seed: int = 0, dtype=None):
+    torch.manual_seed(seed)
+    common = dict(
+        num_layers=cfg.num_layers,
+        bias=cfg.bias,
+        batch_first=cfg.batch_first,
+        bidirectional=cfg.bidirectional,
+    )
+    if cfg.kind.startswith("rnn"):
+        m = torch.nn.RNN(cfg.input_size, cfg.hidden_size, nonlinearity=cfg.kind[4:], **common)
+    elif cfg.is_lstm:
+        m = torch.nn.LSTM(cfg.input_size, cfg.hidden_size, proj_size=cfg.proj_size, **common)
+    else:
+        m = torch.nn.GRU(cfg.input_size, cfg.hidden_size, **common)
+    return m if dtype is None else m.to(dtype)
+
+
+def random_data(
+    cfg: Config,
+    rng: np.random.Generator,
+    *,
+    steps: int = 7,
+    batch: int = 4,
+    with_state: bool = True,
+    with_lengths: bool = False,
+    dtype=np.float32,
+):
+    """Numpy ``x``, ``hx`` (``None``, an array, or ``(h, c)`` for an LSTM) and ``lengths``."""
+    shape = (batch, steps) if cfg.batch_first else (steps, batch)
+    x = rng.standard_normal((*shape, cfg.input_size)).astype(dtype)
+    hx = None
+    if with_state:
+        h = rng.standard_normal((cfg.num_states, batch, cfg.out_size)).astype(dtype)
+        c = rng.standard_normal((cfg.num_states, batch, cfg.hidden_size)).astype(dtype)
+        hx = (h, c) if cfg.is_lstm else h
+    lengths = rng.integers(1, steps + 1, size=batch) if with_lengths else None
+    return x, hx, lengths
+
+
+def torch_run(m, cfg: Config, x, hx, lengths):
+    """``m(x, hx)`` with lengths as ``pack_padded_sequence(..., enforce_sorted=False)``.
+
+    Takes and returns torch tensors; the output is padded back to ``x``'s length.
+    """
+    if lengths is None:
+        return m(x, hx)
+    steps = x.shape[1] if cfg.batch_first else x.shape[0]
+    packed = torch.nn.utils.rnn.pack_padded_sequence(
+        x, torch.as_tensor(lengths), batch_first=cfg.batch_first, enforce_sorted=False
+    )
+    out, state = m(packed, hx)
+    out, _ = torch.nn.utils.rnn.pad_packed_sequence(
+        out, batch_first=cfg.batch_first, total_length=steps
+    )
+    return out, state
+
+
+def torch_forward(m, cfg: Config, x, hx, lengths):
+    """:func:`torch_run` on numpy data, returning numpy ``(out, h_n, c_n or None)``."""
+    to_t = lambda a: None if a is None else torch.from_numpy(np.asarray(a))  # noqa: E731
+    thx = None if hx is None else (tuple(map(to_t, hx)) if cfg.is_lstm else to_t(hx))
+    with torch.no_grad():
+        out, state = torch_run(m, cfg, to_t(x), thx, lengths)
+    h, c = state if cfg.is_lstm else (state, None)
+    return out.numpy(), h.numpy(), None if c is None else c.numpy()
+
+
+def jax_fn(cfg: Config):
+    """The :mod:`jaxrnn.functional` function for ``cfg`` with its fixed keyword arguments."""
+    if cfg.kind.startswith("rnn"):
+        return lambda *a, **k: jaxrnn.rnn(*a, nonlinearity=cfg.kind[4:], **k)
+    return jaxrnn.lstm if cfg.is_lstm else jaxrnn.gru
+
+
+def jax_forward(cfg: Config, params, x, hx, lengths, **kwargs):
+    """The jaxrnn call matching :func:`torch_forward`: numpy-able ``(out, h_n, c_n or None)``."""
+    jhx = None if hx is None else (tuple(map(jnp.asarray, hx)) if cfg.is_lstm else hx)
+    lengths = None if lengths is None else jnp.asarray(lengths)
+    out, state = jax_fn(cfg)(
+        params, jnp.asarray(x), jhx, lengths=lengths, batch_first=cfg.batch_first, **kwargs
+    )
+    h, c = state if cfg.is_lstm else (state, None)
+    return out, h, c
+
+
+def max_abs_diff(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    return float(np.max(np.abs(a - b))) if a.size else 0.0
