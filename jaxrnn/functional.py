@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn import cells
+from jaxrnn import dropout as vdropout
 from jaxrnn.cells import Array, Carry, Cell, Params
 from jaxrnn.params import Layout, layer_params, layout_of
 from jaxrnn.scan import scan
@@ -61,6 +62,8 @@ def stack(
     dropout: float = 0.0,
     key: Array | None = None,
     unroll: int | bool = 1,
+    input_dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
 ) -> tuple[Array, list[list[Carry]]]:
     """Run ``cell`` as a stacked, optionally bidirectional layer: ``x (T, B, I) -> (T, B, D*H)``.
 
@@ -68,6 +71,9 @@ def stack(
     if present, runs backwards in time) and ``carries[k][d]`` its initial carry. Each layer
     reads the concatenated outputs of both directions of the layer below. With ``dropout > 0``
     and a ``key``, dropout is applied to every layer's output except the last, as in PyTorch.
+    ``input_dropout`` / ``recurrent_dropout`` (with a ``key``) are variational dropout
+    (:mod:`jaxrnn.dropout`): one mask per sequence, layer and direction, shared by all time
+    steps, on each layer's input and on ``h`` where it enters ``W_hh``.
     ``x`` is ``(B, T, I)`` if ``batch_first``. Returns the output of the top layer and the
     final carries, nested like ``carries``.
     """
@@ -92,15 +98,28 @@ def stack(
         x = jnp.swapaxes(x, 0, 1)
     if lengths is not None:
         lengths = check_lengths(lengths, x.shape[1], x.shape[0])
+    vdropout.check_rate("input_dropout", input_dropout)
+    vdropout.check_rate("recurrent_dropout", recurrent_dropout)
     apply_dropout = dropout > 0.0 and key is not None
     if apply_dropout:
         keys = jax.random.split(key, max(len(layers) - 1, 1))
+    variational = (input_dropout > 0.0 or recurrent_dropout > 0.0) and key is not None
+    if variational:
+        # fold_in keeps the between-layer dropout's keys what they are without this option
+        vkeys = jax.random.split(jax.random.fold_in(key, 1), (len(layers), directions))
 
     finals = []
     for k, (layer, layer_carries) in enumerate(zip(layers, carries, strict=True)):
         outs, layer_finals = [], []
         for d, (p, c) in enumerate(zip(layer, layer_carries, strict=True)):
-            c, y = scan(cell, p, x, c, lengths=lengths, reverse=d == 1, unroll=unroll)
+            step = cell
+            if variational:
+                p = vdropout.with_masks(
+                    vkeys[k, d], p, c, x.shape[-1], input_rate=input_dropout,
+                    recurrent_rate=recurrent_dropout, dtype=x.dtype,
+                )  # fmt: skip
+                step = vdropout.variational(cell)
+            c, y = scan(step, p, x, c, lengths=lengths, reverse=d == 1, unroll=unroll)
             outs.append(y)
             layer_finals.append(c)
         finals.append(layer_finals)
@@ -155,6 +174,8 @@ def _run(
     dropout: float,
     key,
     unroll,
+    input_dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
 ):
     layout = layout_of(mode, params)
     x, batched = _check_input(x, layout, batch_first)
@@ -205,6 +226,8 @@ def _run(
         dropout=dropout,
         key=key,
         unroll=unroll,
+        input_dropout=input_dropout,
+        recurrent_dropout=recurrent_dropout,
     )
     flat = [c for layer in finals for c in layer]
     if mode == "lstm":
@@ -230,19 +253,24 @@ def rnn(
     dropout: float = 0.0,
     key: Array | None = None,
     unroll: int | bool = 1,
+    input_dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
 ) -> tuple[Array, Array]:
     """Elman RNN, as ``torch.nn.RNN``: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, H))``.
 
     ``params`` are ``torch.nn.RNN``'s state_dict names; depth, directions and bias are read
     off them. ``lengths`` (``(B,)``) gives packed-sequence semantics; ``x`` is ``(B, T, I)``
-    with ``batch_first`` and may be unbatched ``(T, I)``.
+    with ``batch_first`` and may be unbatched ``(T, I)``. ``dropout`` (between layers, as
+    PyTorch) and the variational ``input_dropout``/``recurrent_dropout`` (see :func:`stack`)
+    apply only when a ``key`` is given; the same holds for :func:`lstm` and :func:`gru`.
     """
     cell = {"tanh": cells.rnn_tanh_cell, "relu": cells.rnn_relu_cell}.get(nonlinearity)
     if cell is None:
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
     return _run(
         "rnn", cell, params, x, hx, lengths=lengths, batch_first=batch_first,
-        dropout=dropout, key=key, unroll=unroll,
+        dropout=dropout, key=key, unroll=unroll, input_dropout=input_dropout,
+        recurrent_dropout=recurrent_dropout,
     )  # fmt: skip
 
 
@@ -256,6 +284,8 @@ def lstm(
     dropout: float = 0.0,
     key: Array | None = None,
     unroll: int | bool = 1,
+    input_dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
 ) -> tuple[Array, tuple[Array, Array]]:
     """LSTM, as ``torch.nn.LSTM``: ``x (T, B, I) -> (output, (h_n, c_n))``.
 
@@ -264,7 +294,8 @@ def lstm(
     """
     return _run(
         "lstm", cells.lstm_cell, params, x, hx, lengths=lengths, batch_first=batch_first,
-        dropout=dropout, key=key, unroll=unroll,
+        dropout=dropout, key=key, unroll=unroll, input_dropout=input_dropout,
+        recurrent_dropout=recurrent_dropout,
     )  # fmt: skip
 
 
@@ -278,9 +309,12 @@ def gru(
     dropout: float = 0.0,
     key: Array | None = None,
     unroll: int | bool = 1,
+    input_dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
 ) -> tuple[Array, Array]:
     """GRU, as ``torch.nn.GRU``: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, H))``."""
     return _run(
         "gru", cells.gru_cell, params, x, hx, lengths=lengths, batch_first=batch_first,
-        dropout=dropout, key=key, unroll=unroll,
+        dropout=dropout, key=key, unroll=unroll, input_dropout=input_dropout,
+        recurrent_dropout=recurrent_dropout,
     )  # fmt: skip

@@ -34,6 +34,8 @@ class _Recurrent(nn.Module):
     recurrent_init: RecurrentInit = "uniform"
     unroll: int = 1
     param_dtype: Any = jnp.float32
+    input_dropout: float = 0.0
+    recurrent_dropout: float = 0.0
 
     mode: ClassVar[str]
 
@@ -65,7 +67,8 @@ class _Recurrent(nn.Module):
             for name, shape in layout.shapes().items()
         }
         key = None
-        if self.dropout > 0.0 and not nn.merge_param(
+        rates = (self.dropout, self.input_dropout, self.recurrent_dropout)
+        if max(rates) > 0.0 and not nn.merge_param(
             "deterministic", self.deterministic, deterministic
         ):
             key = self.make_rng("dropout")
@@ -76,7 +79,10 @@ class RNN(_Recurrent):
     """Elman RNN: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*num_layers, B, H))``.
 
     ``lengths`` (``(B,)``) gives PyTorch's packed-sequence semantics. Dropout between layers
-    runs when ``deterministic=False`` (field or call argument) with a ``"dropout"`` rng.
+    runs when ``deterministic=False`` (field or call argument) with a ``"dropout"`` rng, as
+    do ``input_dropout`` and ``recurrent_dropout``: variational dropout with one mask per
+    sequence shared by all time steps (:mod:`jaxrnn.dropout`), on each layer's input and on
+    ``h`` where it enters ``W_hh``. The same fields exist on :class:`LSTM` and :class:`GRU`.
     """
 
     nonlinearity: Literal["tanh", "relu"] = "tanh"
@@ -95,6 +101,7 @@ class RNN(_Recurrent):
         return functional.rnn(
             params, x, hx, nonlinearity=self.nonlinearity, lengths=lengths,
             batch_first=self.batch_first, dropout=self.dropout, key=key, unroll=self.unroll,
+            input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
         )  # fmt: skip
 
 
@@ -121,6 +128,7 @@ class LSTM(_Recurrent):
         return functional.lstm(
             params, x, hx, lengths=lengths, batch_first=self.batch_first,
             dropout=self.dropout, key=key, unroll=self.unroll,
+            input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
         )  # fmt: skip
 
 
@@ -142,6 +150,7 @@ class GRU(_Recurrent):
         return functional.gru(
             params, x, hx, lengths=lengths, batch_first=self.batch_first,
             dropout=self.dropout, key=key, unroll=self.unroll,
+            input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
         )  # fmt: skip
 
 

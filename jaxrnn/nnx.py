@@ -3,7 +3,9 @@
 Parameters are attributes named as in PyTorch's state_dict (``model.weight_ih_l0``), so
 ``model.load_state_dict(jaxrnn.interop.from_torch(torch_lstm))`` loads PyTorch weights and
 ``model.state_dict()`` gives them back. The call is the matching :mod:`jaxrnn.functional`
-function. Dropout between layers runs in ``train()`` mode and is off after ``eval()``.
+function. Dropout between layers runs in ``train()`` mode and is off after ``eval()``; so do
+the keyword options ``input_dropout`` and ``recurrent_dropout`` (variational dropout, one mask
+per sequence shared by all time steps, see :mod:`jaxrnn.dropout`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxrnn import attention, functional
+from jaxrnn.dropout import check_rate
 from jaxrnn.params import Layout, RecurrentInit, init_params, layout_of
 
 Array = jax.Array
@@ -38,15 +41,20 @@ class _Recurrent(nnx.Module):
         recurrent_init: RecurrentInit = "uniform",
         unroll: int = 1,
         param_dtype: Any = jnp.float32,
+        input_dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
         rngs: nnx.Rngs,
     ):
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        check_rate("dropout", dropout)
+        check_rate("input_dropout", input_dropout)
+        check_rate("recurrent_dropout", recurrent_dropout)
         self.layout = Layout(
             self.mode, input_size, hidden_size, num_layers, bias, bidirectional, proj_size
         )
         self.batch_first = batch_first
         self.dropout = dropout
+        self.input_dropout = input_dropout
+        self.recurrent_dropout = recurrent_dropout
         self.unroll = unroll
         self.deterministic = False
         params = init_params(
@@ -54,7 +62,8 @@ class _Recurrent(nnx.Module):
         )
         for name, value in params.items():
             setattr(self, name, nnx.Param(value))
-        self.rngs = rngs.fork() if dropout > 0.0 else nnx.data(None)
+        stochastic = max(dropout, input_dropout, recurrent_dropout) > 0.0
+        self.rngs = rngs.fork() if stochastic else nnx.data(None)
 
     def state_dict(self) -> dict[str, Array]:
         """The parameters under PyTorch's names (see :func:`jaxrnn.interop.to_torch`)."""
@@ -70,7 +79,7 @@ class _Recurrent(nnx.Module):
 
     def _key(self, deterministic: bool | None) -> Array | None:
         deterministic = self.deterministic if deterministic is None else deterministic
-        if self.dropout == 0.0 or deterministic:
+        if max(self.dropout, self.input_dropout, self.recurrent_dropout) == 0.0 or deterministic:
             return None
         return self.rngs.dropout()
 
@@ -94,6 +103,8 @@ class RNN(_Recurrent):
         recurrent_init: RecurrentInit = "uniform",
         unroll: int = 1,
         param_dtype: Any = jnp.float32,
+        input_dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
         rngs: nnx.Rngs,
     ):
         if nonlinearity not in ("tanh", "relu"):
@@ -101,7 +112,8 @@ class RNN(_Recurrent):
         self.nonlinearity = nonlinearity
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            recurrent_init=recurrent_init, unroll=unroll, param_dtype=param_dtype, rngs=rngs,
+            recurrent_init=recurrent_init, unroll=unroll, param_dtype=param_dtype,
+            input_dropout=input_dropout, recurrent_dropout=recurrent_dropout, rngs=rngs,
         )  # fmt: skip
 
     def __call__(
@@ -116,6 +128,7 @@ class RNN(_Recurrent):
             self.state_dict(), x, hx, nonlinearity=self.nonlinearity, lengths=lengths,
             batch_first=self.batch_first, dropout=self.dropout,
             key=self._key(deterministic), unroll=self.unroll,
+            input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
         )  # fmt: skip
 
 
@@ -135,6 +148,7 @@ class LSTM(_Recurrent):
         return functional.lstm(
             self.state_dict(), x, hx, lengths=lengths, batch_first=self.batch_first,
             dropout=self.dropout, key=self._key(deterministic), unroll=self.unroll,
+            input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
         )  # fmt: skip
 
 
@@ -156,11 +170,14 @@ class GRU(_Recurrent):
         recurrent_init: RecurrentInit = "uniform",
         unroll: int = 1,
         param_dtype: Any = jnp.float32,
+        input_dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
         rngs: nnx.Rngs,
     ):
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            recurrent_init=recurrent_init, unroll=unroll, param_dtype=param_dtype, rngs=rngs,
+            recurrent_init=recurrent_init, unroll=unroll, param_dtype=param_dtype,
+            input_dropout=input_dropout, recurrent_dropout=recurrent_dropout, rngs=rngs,
         )  # fmt: skip
 
     def __call__(
@@ -174,6 +191,7 @@ class GRU(_Recurrent):
         return functional.gru(
             self.state_dict(), x, hx, lengths=lengths, batch_first=self.batch_first,
             dropout=self.dropout, key=self._key(deterministic), unroll=self.unroll,
+            input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
         )  # fmt: skip
 
 
