@@ -99,3 +99,15 @@ def test_bad_arguments_are_named():
         optimizer(weight_decay=-1.0)
     with pytest.raises(TypeError, match=r"optimizer must be an optax\.GradientTransformation"):
         make_train_step(lambda p, b, k: (0.0, None), "adam")
+
+
+def test_donating_step_gives_the_same_result():
+    def loss_fn(p, batch, key):
+        return jnp.sum((p["w"] * batch) ** 2), None
+
+    opt = optimizer(0.1)
+    params = {"w": jnp.arange(3.0)}
+    want = make_train_step(loss_fn, opt)(params, opt.init(params), jnp.ones(3), None)
+    fresh = {"w": jnp.arange(3.0)}
+    got = make_train_step(loss_fn, opt, donate=True)(fresh, opt.init(fresh), jnp.ones(3), None)
+    jax.tree.map(np.testing.assert_array_equal, got, want)
