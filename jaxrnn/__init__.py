@@ -2,22 +2,41 @@
 
 Layers: ``cells`` (pure one-step functions) -> ``scan`` (the time loop) -> ``functional``
 (stacked, bidirectional layers over PyTorch-named params) -> ``linen`` / ``nnx`` (Flax
-modules). ``interop`` moves weights to and from PyTorch.
+modules). ``interop`` moves weights to and from PyTorch; ``training`` holds the helpers
+around a training loop; ``sequences``, ``attention`` and ``dropout`` are building blocks.
 """
 
-from jaxrnn import cells, functional, interop, params, scan
+from jaxrnn import (
+    attention,
+    cells,
+    dropout,
+    functional,
+    interop,
+    linen,
+    nnx,
+    params,
+    scan,
+    sequences,
+    training,
+)
 from jaxrnn.functional import gru, lstm, rnn, stack
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "attention",
     "cells",
+    "dropout",
     "functional",
     "gru",
     "interop",
+    "linen",
     "lstm",
+    "nnx",
     "params",
     "rnn",
     "scan",
+    "sequences",
     "stack",
+    "training",
 ]
