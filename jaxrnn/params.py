@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from typing import Literal
 
@@ -21,6 +22,7 @@ Mode = Literal["rnn", "lstm", "gru"]
 RecurrentInit = Literal["uniform", "orthogonal"]
 
 GATES: dict[str, int] = {"rnn": 1, "lstm": 4, "gru": 3}
+_NAME = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,19 +92,18 @@ def layout_of(mode: Mode, params: Mapping[str, Array]) -> Layout:
             f"params['weight_ih_l0'] of a {mode} must be 2-D with a first axis divisible by "
             f"{g} (gates x hidden_size), got shape {getattr(w, 'shape', None)}"
         )
-    num_layers = 0
-    while f"weight_ih_l{num_layers}" in params:
-        num_layers += 1
-    proj_size = 0
-    if mode == "lstm" and "weight_hr_l0" in params:
-        proj_size = int(params["weight_hr_l0"].shape[0])
+    # Depth, directions, bias and projection are read off every well-formed name, so that a
+    # key missing from the middle (weight_ih_l1, ..._reverse) is reported as missing.
+    found = [m.groups() for m in map(_NAME.fullmatch, params) if m]
+    hr = next((params[k] for k in params if k.startswith("weight_hr_l")), None)
+    proj_size = int(hr.shape[0]) if mode == "lstm" and getattr(hr, "ndim", 0) >= 1 else 0
     layout = Layout(
         mode=mode,
         input_size=int(w.shape[1]),
         hidden_size=int(w.shape[0]) // g,
-        num_layers=num_layers,
-        bias="bias_ih_l0" in params,
-        bidirectional="weight_ih_l0_reverse" in params,
+        num_layers=1 + max(int(layer) for _, layer, _ in found),
+        bias=any(name.startswith("bias") for name, _, _ in found),
+        bidirectional=any(reverse for _, _, reverse in found),
         proj_size=proj_size,
     )
     expected = layout.shapes()
@@ -116,7 +117,9 @@ def layout_of(mode: Mode, params: Mapping[str, Array]) -> Layout:
             f"unknown keys {unknown}"
         )
     for name, shape in expected.items():
-        got = tuple(getattr(params[name], "shape", ()))
+        if not hasattr(params[name], "shape"):
+            raise TypeError(f"params[{name!r}] must be an array, got {type(params[name]).__name__}")
+        got = tuple(params[name].shape)
         if got != shape:
             raise ValueError(f"params[{name!r}] should have shape {shape}, got {got}")
         dtype = getattr(params[name], "dtype", None)
