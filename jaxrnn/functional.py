@@ -159,6 +159,9 @@ def _check_state(name: str, h, shape: tuple[int, ...], batched: bool) -> Array:
     want = shape if batched else (shape[0], shape[2])
     if tuple(h.shape) != want:
         raise ValueError(f"{name} should have shape {want}, got {tuple(h.shape)}")
+    if not jnp.issubdtype(h.dtype, jnp.floating):
+        raise TypeError(f"{name} must be a floating-point array, got dtype {h.dtype}")
+    h = jnp.asarray(h)
     return h if batched else h[:, None]
 
 
@@ -185,9 +188,12 @@ def _run(
     n, ld = layout.num_layers * layout.num_directions, layout.num_directions
     h_shape = (n, batch, layout.output_size)
     c_shape = (n, batch, layout.hidden_size)
+    # A step's output has the promoted dtype of input, weights and state; the carry must
+    # start in it too (e.g. bfloat16 input with float32 weights), or the scan rejects it.
+    dtype = jnp.result_type(x, *params.values())
     if mode == "lstm":
         if hx is None:
-            hx = (jnp.zeros(h_shape, x.dtype), jnp.zeros(c_shape, x.dtype))
+            hx = (jnp.zeros(h_shape, dtype), jnp.zeros(c_shape, dtype))
         elif not isinstance(hx, tuple | list) or len(hx) != 2:
             raise TypeError(
                 f"lstm expects hx=(h_0, c_0) with shapes {h_shape} and {c_shape}, "
@@ -198,18 +204,21 @@ def _run(
                 _check_state("h_0", hx[0], h_shape, batched),
                 _check_state("c_0", hx[1], c_shape, batched),
             )
+            dtype = jnp.result_type(dtype, *hx)
+            hx = (hx[0].astype(dtype), hx[1].astype(dtype))
         carries = [
             [(hx[0][k * ld + d], hx[1][k * ld + d]) for d in range(ld)] for k in range(n // ld)
         ]
     else:
         if hx is None:
-            hx = jnp.zeros(h_shape, x.dtype)
+            hx = jnp.zeros(h_shape, dtype)
         elif isinstance(hx, tuple | list):
             raise TypeError(
                 f"{mode} expects hx as one array of shape {h_shape}, got a {type(hx).__name__}"
             )
         else:
             hx = _check_state("hx", hx, h_shape, batched)
+            hx = hx.astype(jnp.result_type(dtype, hx))
         carries = [[hx[k * ld + d] for d in range(ld)] for k in range(n // ld)]
 
     layers = [
