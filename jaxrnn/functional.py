@@ -195,9 +195,13 @@ def _run(
         if hx is None:
             hx = (jnp.zeros(h_shape, dtype), jnp.zeros(c_shape, dtype))
         elif not isinstance(hx, tuple | list) or len(hx) != 2:
+            got = (
+                f"one array of shape {tuple(hx.shape)}"
+                if hasattr(hx, "shape")
+                else f"a {type(hx).__name__}" + (f" of {len(hx)}" if hasattr(hx, "__len__") else "")
+            )
             raise TypeError(
-                f"lstm expects hx=(h_0, c_0) with shapes {h_shape} and {c_shape}, "
-                f"got {type(hx).__name__}"
+                f"lstm expects hx=(h_0, c_0) with shapes {h_shape} and {c_shape}, got {got}"
             )
         else:
             hx = (
