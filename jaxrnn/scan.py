@@ -1,12 +1,19 @@
-"""The time loop: one ``jax.lax.scan`` of a cell over a sequence, with lengths and direction."""
+"""The time loop: one ``jax.lax.scan`` of a cell over a sequence, with lengths and direction.
+
+Built-in cells (:mod:`jaxrnn.cells`) run through :mod:`jaxrnn.fused`, the same function with a
+hand-written backward pass; any other cell runs through the generic loop here. ``remat``
+checkpoints the loop in chunks so a training step keeps only chunk-border carries.
+"""
 
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
 
+from jaxrnn import fused as fused_loops
 from jaxrnn.cells import Array, Carry, Cell, Params
 
 
@@ -19,28 +26,7 @@ def _where_valid(valid: Array, new, old):
     return jax.tree.map(select, new, old)
 
 
-# Jitted on the cell's identity: called eagerly, the per-call closure below would otherwise be
-# retraced and recompiled by XLA on every call (~0.1-0.5 s each); under an outer jit it inlines.
-@functools.partial(jax.jit, static_argnums=0, static_argnames=("reverse", "unroll"))
-def scan(
-    cell: Cell,
-    params: Params,
-    xs: Array,
-    carry: Carry,
-    *,
-    lengths: Array | None = None,
-    reverse: bool = False,
-    unroll: int | bool = 1,
-) -> tuple[Carry, Array]:
-    """Run ``cell`` over time: ``xs (T, B, I) -> (final carry, ys (T, B, H_out))``.
-
-    With ``lengths`` (``(B,)`` ints, each in ``[1, T]``) this is PyTorch's packed-sequence
-    behaviour: the carry of sequence ``b`` is frozen from step ``lengths[b]`` on, so the final
-    carry is the one after its last valid step, and outputs at padded steps are zero. With
-    ``reverse=True`` the loop runs from ``T - 1`` down to ``0``; the padded tail is visited
-    first with the carry held at its initial value, so each sequence's reverse pass starts
-    from its own last valid step.
-    """
+def _generic(cell, params, xs, carry, lengths, steps, reverse, unroll):
     if lengths is None:
 
         def step(c, x):
@@ -55,5 +41,102 @@ def scan(
         y = jnp.where(valid.reshape(valid.shape + (1,) * (y.ndim - 1)), y, jnp.zeros_like(y))
         return _where_valid(valid, new_c, c), y
 
-    steps = jnp.arange(xs.shape[0], dtype=jnp.int32)
     return jax.lax.scan(masked_step, carry, (xs, steps), reverse=reverse, unroll=unroll)
+
+
+def remat_chunk(remat: int | bool | None, steps: int) -> int | None:
+    """The chunk length ``remat`` asks for over ``steps`` time steps (``True``: ``ceil(√T)``)."""
+    if remat is None or remat is False:
+        return None
+    if remat is True:
+        return max(1, math.ceil(math.sqrt(steps)))
+    if not isinstance(remat, int) or remat < 1:
+        raise ValueError(
+            f"remat must be None, a bool or a positive int chunk length, got {remat!r}"
+        )
+    return remat
+
+
+def _checkpointed(run, params, xs, carry, chunk: int, reverse: bool):
+    """``run`` over ``xs`` in chunks of ``chunk`` steps, each under ``jax.checkpoint``.
+
+    Only the carry at each chunk border is kept for the backward pass; a chunk's own
+    activations are recomputed when its gradient is needed. A last, shorter chunk takes the
+    ``T mod chunk`` remaining steps.
+    """
+    t = xs.shape[0]
+    steps = jnp.arange(t, dtype=jnp.int32)
+    segment = jax.checkpoint(run, prevent_cse=False)
+    n, rest = divmod(t, chunk)
+    head = n * chunk
+
+    def run_head(c):
+        def body(c, inputs):
+            return segment(params, *inputs[:1], c, inputs[1])
+
+        split = (
+            xs[:head].reshape(n, chunk, *xs.shape[1:]),
+            steps[:head].reshape(n, chunk),
+        )
+        c, ys = jax.lax.scan(body, c, split, reverse=reverse)
+        return c, ys.reshape(head, *ys.shape[2:])
+
+    def run_tail(c):
+        return segment(params, xs[head:], c, steps[head:])
+
+    if not rest:
+        return run_head(carry)
+    if reverse:
+        carry, tail = run_tail(carry)
+        carry, ys = run_head(carry)
+    else:
+        carry, ys = run_head(carry)
+        carry, tail = run_tail(carry)
+    return carry, jnp.concatenate([ys, tail], axis=0)
+
+
+# Jitted on the cell's identity: called eagerly, the per-call closure below would otherwise be
+# retraced and recompiled by XLA on every call (~0.1-0.5 s each); under an outer jit it inlines.
+@functools.partial(
+    jax.jit, static_argnums=0, static_argnames=("reverse", "unroll", "remat", "fused")
+)
+def scan(
+    cell: Cell,
+    params: Params,
+    xs: Array,
+    carry: Carry,
+    *,
+    lengths: Array | None = None,
+    reverse: bool = False,
+    unroll: int | bool = 1,
+    remat: int | bool | None = None,
+    fused: bool = True,
+) -> tuple[Carry, Array]:
+    """Run ``cell`` over time: ``xs (T, B, I) -> (final carry, ys (T, B, H_out))``.
+
+    With ``lengths`` (``(B,)`` ints, each in ``[1, T]``) this is PyTorch's packed-sequence
+    behaviour: the carry of sequence ``b`` is frozen from step ``lengths[b]`` on, so the final
+    carry is the one after its last valid step, and outputs at padded steps are zero. With
+    ``reverse=True`` the loop runs from ``T - 1`` down to ``0``; the padded tail is visited
+    first with the carry held at its initial value, so each sequence's reverse pass starts
+    from its own last valid step.
+
+    ``remat`` (a chunk length, or ``True`` for ``ceil(√T)``) checkpoints the loop in chunks:
+    same results and gradients, activation memory ``O(T / chunk + chunk)`` steps instead of
+    ``O(T)``, for one more forward pass in the backward. With ``fused`` (default) a built-in
+    cell runs through :func:`jaxrnn.fused.scan`; ``fused=False`` forces the generic loop.
+    """
+    mode = fused_loops.mode_of(cell) if fused else None
+
+    def run(params, xs, carry, steps):
+        if mode is not None:
+            return fused_loops.scan(
+                mode, params, xs, carry, lengths=lengths, steps=steps, reverse=reverse,
+                unroll=unroll,
+            )  # fmt: skip
+        return _generic(cell, params, xs, carry, lengths, steps, reverse, unroll)
+
+    chunk = remat_chunk(remat, xs.shape[0])
+    if chunk is None or chunk >= xs.shape[0]:
+        return run(params, xs, carry, jnp.arange(xs.shape[0], dtype=jnp.int32))
+    return _checkpointed(run, params, xs, carry, chunk, reverse)
