@@ -1,0 +1,247 @@
+"""Tiny Shakespeare: a character-level LSTM language model (generation, 1 vs N).
+
+The text (1,115,394 characters, 65 distinct) is split 90/10: the first 90% to train on, the
+last 10% to validate. Training is truncated backpropagation through time over stateful
+batches: the training text is cut into ``--batch-size`` parallel streams, each train step
+reads the next ``--chunk`` characters of every stream and starts from the state the previous
+step ended in, passed through ``stop_gradient`` (``jaxrnn.training.carry_over``). Each epoch
+shifts the streams by a seeded offset so chunk borders move.
+
+``val_loss`` is the mean cross-entropy in nats per character over the whole validation text,
+read as ``VAL_STREAMS`` contiguous streams with the state carried throughout. At the end the
+model continues ``--prompt`` for ``--sample-chars`` characters, each drawn from
+``softmax(logits / --temperature)``; the text goes to ``DIR/sample.txt`` and is printed.
+
+``--long`` trains the larger model that reaches ``val_loss <= 1.60`` (see the README).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import jaxrnn.linen as rnn
+from examples import common
+from jaxrnn.training import carry_over, make_train_step, optimizer, stream_batches
+
+DATA = Path(__file__).resolve().parent / "data" / "tinyshakespeare.txt"
+VAL_STREAMS = 16  # parallel streams the validation text is read in
+VAL_CHUNK = 1024  # steps per jitted evaluation call
+
+# name: (layers, hidden, embed, batch, chunk, lr, dropout, steps); --quick overrides below
+SETTINGS = {
+    "quick": (1, 128, 32, 16, 64, 4e-3, 0.0, 150),
+    "default": (1, 512, 64, 32, 100, 3e-3, 0.0, 1000),
+    "long": (1, 512, 64, 32, 100, 3e-3, 0.0, 3000),
+}
+
+
+# --- data --------------------------------------------------------------------------------
+
+
+def load(path: Path = DATA) -> tuple[str, np.ndarray, np.ndarray]:
+    """The alphabet (sorted characters) and the train / validation ids (first 90% / last 10%)."""
+    text = path.read_text()
+    chars = "".join(sorted(set(text)))
+    ids = np.frombuffer(text.encode("latin-1"), np.uint8)
+    lookup = np.zeros(256, np.int32)
+    lookup[np.frombuffer(chars.encode("latin-1"), np.uint8)] = np.arange(len(chars))
+    ids = lookup[ids]
+    split = int(0.9 * len(ids))
+    return chars, ids[:split], ids[split:]
+
+
+def epoch_chunks(train: np.ndarray, batch: int, chunk: int, seed: int, epoch: int, count: int):
+    """``count`` consecutive chunks ``(inputs, targets)``, each ``(count, B, K)``, of one epoch.
+
+    The streams start at a seeded offset in ``[0, K)``, a function of ``(seed, epoch)`` only.
+    """
+    offset = int(np.random.default_rng([seed, epoch]).integers(chunk))
+    inputs, targets = stream_batches(train[offset:], batch, chunk)
+    return inputs[:count], targets[:count]
+
+
+def val_streams(val: np.ndarray, streams: int) -> tuple[np.ndarray, np.ndarray]:
+    """The validation text as ``streams`` contiguous rows: inputs, targets ``(S, N // S)``."""
+    per_row = (len(val) - 1) // streams
+    rows = np.arange(streams)[:, None] * per_row + np.arange(per_row + 1)[None]
+    return val[rows[:, :-1]], val[rows[:, 1:]]
+
+
+# --- model -------------------------------------------------------------------------------
+
+
+class CharLSTM(nn.Module):
+    """Characters ``(B, T)`` and state -> next-character logits ``(B, T, V)`` and new state."""
+
+    vocab: int
+    hidden: int = 512
+    layers: int = 1
+    embed: int = 64
+    dropout: float = 0.0
+
+    @nn.compact
+    def __call__(self, ids, hx, deterministic: bool = True):
+        x = nn.Embed(self.vocab, self.embed)(ids)
+        y, hx = rnn.LSTM(
+            self.hidden, num_layers=self.layers, batch_first=True, dropout=self.dropout
+        )(x, hx, deterministic=deterministic)
+        y = nn.Dropout(self.dropout)(y, deterministic)
+        return nn.Dense(self.vocab)(y), hx
+
+    def initial_state(self, batch: int):
+        zeros = jnp.zeros((self.layers, batch, self.hidden))
+        return zeros, zeros
+
+
+def sample(model: CharLSTM, params, chars: str, prompt: str, n: int, temperature: float, key):
+    """``prompt`` followed by ``n`` characters drawn from ``softmax(logits / temperature)``."""
+    index = {c: i for i, c in enumerate(chars)}
+    unknown = sorted(set(prompt) - set(index))
+    if unknown or not prompt:
+        raise ValueError(f"the prompt must be non-empty and use the text's characters; {unknown}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    apply = functools.partial(model.apply, {"params": params})
+
+    @jax.jit
+    def generate(prompt_ids, key):
+        logits, hx = apply(prompt_ids[None], model.initial_state(1))
+
+        def step(carry, key):
+            logits, hx = carry  # logits (1, V) of the next character
+            c = jax.random.categorical(key, logits / temperature)  # (1,)
+            logits, hx = apply(c[:, None], hx)
+            return (logits[:, -1], hx), c[0]
+
+        _, out = jax.lax.scan(step, (logits[:, -1], hx), jax.random.split(key, n))
+        return out
+
+    out = generate(jnp.array([index[c] for c in prompt]), key)
+    return prompt + "".join(chars[i] for i in np.asarray(out))
+
+
+# --- training ----------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = common.parser("shakespeare", __doc__, steps=SETTINGS["default"][-1])
+    p.add_argument("--long", action="store_true", help="the setting that reaches val_loss <= 1.60")
+    p.add_argument("--layers", type=int, default=None)
+    p.add_argument("--hidden", type=int, default=None, help="LSTM size")
+    p.add_argument("--embed", type=int, default=None, help="character embedding size")
+    p.add_argument("--batch-size", type=int, default=None, help="parallel streams")
+    p.add_argument("--chunk", type=int, default=None, help="truncated-BPTT length")
+    p.add_argument("--lr", type=float, default=None, help="peak Adam learning rate")
+    p.add_argument("--dropout", type=float, default=None)
+    p.add_argument("--eval-every", type=int, default=None, help="steps between val losses")
+    p.add_argument("--prompt", default="ROMEO:\n")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--sample-chars", type=int, default=None)
+    args = p.parse_args(argv)
+    setting = "quick" if args.quick else "long" if args.long else "default"
+    defaults = dict(
+        zip(
+            ("layers", "hidden", "embed", "batch_size", "chunk", "lr", "dropout", "steps"),
+            SETTINGS[setting],
+            strict=True,
+        )
+    )
+    cfg = {k: v if getattr(args, k) is None else getattr(args, k) for k, v in defaults.items()}
+    steps = cfg["steps"]
+    eval_every = args.eval_every or max(steps // 20, 1)
+    sample_chars = args.sample_chars or (200 if args.quick else 600)
+
+    chars, train, val = load()
+    bs, k = cfg["batch_size"], cfg["chunk"]
+    per_epoch = len(stream_batches(train[k:], bs, k)[0])  # the shortest epoch over offsets
+    val_x, val_y = val_streams(val, VAL_STREAMS)
+
+    model = CharLSTM(len(chars), cfg["hidden"], cfg["layers"], cfg["embed"], cfg["dropout"])
+    params = model.init(jax.random.key(args.seed), train[None, :k], model.initial_state(1))[
+        "params"
+    ]
+    warmup = min(100, steps // 10)
+    schedule = optax.warmup_cosine_decay_schedule(0.0, cfg["lr"], warmup, steps, cfg["lr"] / 20)
+    opt = optimizer(schedule, max_grad_norm=5.0)
+
+    def loss_fn(params, batch, key):
+        inputs, targets, hx, reset = batch
+        hx = carry_over(hx, reset, batch_axis=1)  # h_n, c_n are (layers, B, H)
+        logits, hx = model.apply(
+            {"params": params}, inputs, hx, deterministic=False, rngs={"dropout": key}
+        )
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
+        return loss, hx
+
+    step = make_train_step(loss_fn, opt)
+
+    @jax.jit
+    def val_chunk(params, inputs, targets, hx):
+        logits, hx = model.apply({"params": params}, inputs, hx)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, targets).sum(), hx
+
+    def evaluate(params) -> float:
+        hx, total = model.initial_state(VAL_STREAMS), 0.0
+        for t in range(0, val_x.shape[1], VAL_CHUNK):
+            window = slice(t, t + VAL_CHUNK)
+            nll, hx = val_chunk(params, val_x[:, window], val_y[:, window], hx)
+            total += float(nll)
+        return total / val_y.size
+
+    run = common.Run("shakespeare", args, keep=1)
+    state = {"params": params, "opt_state": opt.init(params), "hx": model.initial_state(bs)}
+    state, done = run.restore(state)
+    print(
+        f"shakespeare: {len(train):,} train / {len(val):,} val chars, {len(chars)} symbols; "
+        f"{cfg}; {common.count_params(params):,} params; {per_epoch} steps per epoch"
+    )
+    chunks, chunks_epoch = None, None
+    with run.progress(steps, initial=done) as bar:
+        for i in range(done, steps):
+            epoch, j = divmod(i, per_epoch)
+            if chunks_epoch != epoch:
+                chunks = epoch_chunks(train, bs, k, args.seed, epoch, per_epoch)
+                chunks_epoch = epoch
+            reset = np.full(bs, j == 0)  # a new epoch starts every stream somewhere else
+            batch = (chunks[0][j], chunks[1][j], state["hx"], reset)
+            params, opt_state, loss, hx = step(
+                state["params"], state["opt_state"], batch, common.step_key(args.seed, i)
+            )
+            state = {"params": params, "opt_state": opt_state, "hx": hx}
+            bar.update(1, loss=loss)
+            if (i + 1) % eval_every == 0 or i + 1 == steps:
+                val_loss = evaluate(state["params"])
+                run.log((i + 1) / per_epoch, loss=bar.mean("loss"), val_loss=val_loss)
+                bar.write(f"step {i + 1}: loss {bar.mean('loss'):.4f} val_loss {val_loss:.4f}")
+                bar.reset_means()
+                run.save(i + 1, state)
+
+    val_loss = evaluate(state["params"])
+    text = sample(
+        model, state["params"], chars, args.prompt, sample_chars, args.temperature,
+        jax.random.fold_in(jax.random.key(args.seed), 2**31 - 1),
+    )  # fmt: skip
+    (run.out / "sample.txt").write_text(text + "\n")
+    print(text)
+    metrics = {
+        "val_loss": round(val_loss, 4),
+        "val_bits_per_char": round(val_loss / math.log(2), 4),
+        "train_loss": round(run.history["loss"][-1][1], 4) if "loss" in run.history else None,
+        "steps": steps,
+        "epochs": round(steps / per_epoch, 2),
+        "params": common.count_params(state["params"]),
+        **{k: v for k, v in cfg.items() if k != "steps"},
+    }
+    return run.finish(metrics, xlabel="epoch")
+
+
+if __name__ == "__main__":
+    main()
