@@ -34,6 +34,11 @@ API:
   key as functions of (seed, epoch/step) only, so a resumed run sees the same ones as an
   uninterrupted run.
 * ``count_params(tree) -> int``.
+* ``bucket_batches(lengths, buckets, batch_size, rng=None)``: yields ``(T, idx)``, batches
+  of example indices whose lengths fit bucket ``T`` (the first bucket >= each length), so a
+  batch pads to ``T`` and only ``len(buckets)`` shapes get compiled; ``rng`` shuffles within
+  buckets and the order of the batches. ``pad_rows(idx, batch_size)`` fills a short last
+  batch with copies of its first row and returns ``(rows, weights)`` (weights 0 on fillers).
 * ``Run(name, args, *, keep=2)``: ``.out`` (a ``Path``); ``.restore(state) -> (state, step)``;
   ``.save(step, state)`` (checkpoint under ``out/checkpoint`` plus ``out/history.json``);
   ``.log(x, **values)`` appends to the learning curves (``.history[name] = [[x, v], ...]``);
@@ -108,6 +113,39 @@ def permutation(seed: int, epoch: int, n: int) -> np.ndarray:
 def step_key(seed: int, step: int) -> jax.Array:
     """The PRNG key of train step ``step`` (dropout): a function of ``(seed, step)`` only."""
     return jax.random.fold_in(jax.random.key(seed), step)
+
+
+def bucket_batches(
+    lengths: np.ndarray,
+    buckets: Iterable[int],
+    batch_size: int,
+    rng: np.random.Generator | None = None,
+):
+    """Yield ``(T, idx)``: batches of at most ``batch_size`` indices whose lengths are <= ``T``.
+
+    Each example goes to the first bucket ``T`` that holds it. With ``rng`` the examples are
+    shuffled within buckets and the batches across buckets; without it the order is fixed.
+    """
+    buckets = sorted(buckets)
+    lengths = np.asarray(lengths)
+    if lengths.size and lengths.max() > buckets[-1]:
+        raise ValueError(f"a length of {lengths.max()} exceeds the largest bucket {buckets[-1]}")
+    order = np.arange(len(lengths)) if rng is None else rng.permutation(len(lengths))
+    which = np.searchsorted(buckets, lengths[order])
+    groups = []
+    for b, t in enumerate(buckets):
+        idx = order[which == b]
+        groups += [(t, idx[i : i + batch_size]) for i in range(0, len(idx), batch_size)]
+    if rng is not None:
+        groups = [groups[i] for i in rng.permutation(len(groups))]
+    yield from groups
+
+
+def pad_rows(idx: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, weights)``: ``idx`` filled up to ``batch_size`` rows (fixed shapes), weight 0."""
+    fill = batch_size - len(idx)
+    rows = np.concatenate([idx, np.full(fill, idx[0], dtype=np.asarray(idx).dtype)])
+    return rows, (np.arange(batch_size) < len(idx)).astype(np.float32)
 
 
 def count_params(tree: PyTree) -> int:

@@ -1,0 +1,357 @@
+"""SNIPS: joint intent detection (N vs 1) and slot filling (N vs N) with a bidirectional LSTM.
+
+Each word is a learned embedding (rare training words are dropped to ``<unk>`` now and then,
+so the model learns what to do with unseen ones) joined with a character-level BiLSTM
+encoding of its spelling (entity names in SNIPS are often unseen). A 2-layer BiLSTM reads the
+padded, length-bucketed batch with ``lengths``; the intent comes from max+mean pooling over its
+valid states, the slot tags from each state plus the predicted intent distribution (intent
+-> slot feeding, as in Stack-Propagation). Slots are decoded with BIO constraints (no ``I-x``
+after ``O`` or ``B-y``) by Viterbi over the tag log-probabilities.
+
+Model selection on the valid split (intent accuracy + slot F1), report on test: intent
+accuracy, slot F1 (conlleval: exact span and type, via seqeval) and sentence accuracy.
+Writes ``DIR/test_predictions.txt``: per test utterance the intent, a tab, the slot tags.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from pathlib import Path
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import jaxrnn.linen as rnn
+from examples import common
+from jaxrnn.sequences import lengths_to_mask
+from jaxrnn.training import make_train_step, optimizer
+
+DATA = Path(__file__).resolve().parent / "data" / "snips"
+BUCKETS = (10, 16, 36)  # padded sentence lengths: one compiled step (~15 s) per bucket
+MAX_CHARS = 12  # longer words keep their first 8 and last 4 characters
+PAD, UNK = 0, 1
+
+
+# --- data --------------------------------------------------------------------------------
+
+
+def read_split(split: str, root: Path = DATA) -> tuple[list[list[str]], list[list[str]], list[str]]:
+    """Words, BIO tags and intent of every utterance in ``split`` (train / valid / test)."""
+    d = root / split
+    words = [line.split() for line in (d / "seq.in").read_text().splitlines()]
+    tags = [line.split() for line in (d / "seq.out").read_text().splitlines()]
+    intents = (d / "label").read_text().split()
+    if not len(words) == len(tags) == len(intents):
+        raise ValueError(f"{d}: {len(words)} utterances, {len(tags)} tag lines, {len(intents)}")
+    for i, (w, t) in enumerate(zip(words, tags, strict=True)):
+        if len(w) != len(t):
+            raise ValueError(f"{d} line {i + 1}: {len(w)} words but {len(t)} tags")
+    return words, tags, intents
+
+
+class Vocab:
+    """Word, character, tag and intent ids, built from the training split only."""
+
+    def __init__(self, words, tags, intents, min_count: int = 1):
+        self.word_count = Counter(w for s in words for w in s)
+        kept = sorted(w for w, c in self.word_count.items() if c >= min_count)
+        self.words = {w: i + 2 for i, w in enumerate(kept)}  # 0 pad, 1 unk
+        chars = sorted({ch for s in words for w in s for ch in w})
+        self.chars = {ch: i + 2 for i, ch in enumerate(chars)}  # 0 pad, 1 unk
+        self.tags = sorted({t for s in tags for t in s})
+        self.tag_id = {t: i for i, t in enumerate(self.tags)}
+        self.intents = sorted(set(intents))
+        self.intent_id = {t: i for i, t in enumerate(self.intents)}
+
+    def spell(self, word: str) -> list[int]:
+        if len(word) > MAX_CHARS:
+            word = word[: MAX_CHARS - 4] + word[-4:]
+        return [self.chars.get(ch, UNK) for ch in word]
+
+    def unk_rate(self, alpha: float) -> np.ndarray:
+        """Per word id, the chance of dropping it to ``<unk>`` in training: ``a / (a + count)``."""
+        rate = np.zeros(len(self.words) + 2, np.float32)
+        for w, i in self.words.items():
+            rate[i] = alpha / (alpha + self.word_count[w])
+        return rate
+
+
+def encode(vocab: Vocab, words, tags, intents) -> dict[str, np.ndarray]:
+    """Padded NumPy arrays of a whole split (T = the longest bucket)."""
+    n, t = len(words), BUCKETS[-1]
+    out = {
+        "words": np.zeros((n, t), np.int32),
+        "chars": np.zeros((n, t, MAX_CHARS), np.int32),
+        "word_lengths": np.ones((n, t), np.int32),  # padding words get length 1 (scan needs >= 1)
+        "tags": np.zeros((n, t), np.int32),
+        "lengths": np.array([len(s) for s in words], np.int32),
+        "intents": np.array([vocab.intent_id.get(y, 0) for y in intents], np.int32),
+    }
+    if out["lengths"].max() > t:
+        raise ValueError(f"an utterance has {out['lengths'].max()} words; at most {t} supported")
+    for i, (ws, ts) in enumerate(zip(words, tags, strict=True)):
+        for j, (w, tag) in enumerate(zip(ws, ts, strict=True)):
+            out["words"][i, j] = vocab.words.get(w, UNK)
+            ids = vocab.spell(w)
+            out["chars"][i, j, : len(ids)] = ids
+            out["word_lengths"][i, j] = len(ids)
+            out["tags"][i, j] = vocab.tag_id.get(tag, vocab.tag_id["O"])
+    return out
+
+
+def batches(data: dict[str, np.ndarray], batch_size: int, rng: np.random.Generator | None = None):
+    """Length-bucketed batches ``(indices, batch)``: each is cut to its bucket's length and padded
+    to ``batch_size`` rows (``weights`` 0 on the filler rows). ``rng`` shuffles the utterances
+    within each bucket and the order of the batches; without it the order is fixed.
+    """
+    for t, idx in common.bucket_batches(data["lengths"], BUCKETS, batch_size, rng):
+        rows, weights = common.pad_rows(idx, batch_size)
+        batch = {k: v[rows, :t] if v.ndim > 1 else v[rows] for k, v in data.items()}
+        batch["weights"] = weights
+        yield idx, batch
+
+
+# --- model -------------------------------------------------------------------------------
+
+
+def masked_max(x: jax.Array, mask: jax.Array) -> jax.Array:
+    """Max over the valid steps: ``(B, T, H), (B, T) -> (B, H)``."""
+    return jnp.max(jnp.where(mask[..., None], x, -1e9), axis=1)
+
+
+class JointBiLSTM(nn.Module):
+    """Words (+ chars) -> 2-layer BiLSTM -> intent logits ``(B, I)``, tag logits ``(B, T, K)``."""
+
+    n_words: int
+    n_chars: int
+    n_tags: int
+    n_intents: int
+    word_dim: int = 128
+    char_dim: int = 32
+    char_hidden: int = 32
+    hidden: int = 128
+    layers: int = 2
+    dropout: float = 0.3
+    intent_to_slot: bool = True
+
+    @nn.compact
+    def __call__(self, batch, deterministic: bool = True):
+        words, lengths = batch["words"], batch["lengths"]
+        b, t = words.shape
+        x = nn.Embed(self.n_words, self.word_dim)(words)
+        if self.char_hidden:
+            c = nn.Embed(self.n_chars, self.char_dim)(batch["chars"])  # (B, T, C, E)
+            # every word's spelling is one sequence of the char BiLSTM; its final states
+            # (forward after the last char, backward after the first) encode the word
+            _, (h, _) = rnn.LSTM(self.char_hidden, bidirectional=True, batch_first=True)(
+                c.reshape(b * t, *c.shape[2:]), lengths=batch["word_lengths"].reshape(-1)
+            )
+            x = jnp.concatenate([x, jnp.concatenate([h[0], h[1]], -1).reshape(b, t, -1)], -1)
+        x = nn.Dropout(self.dropout)(x, deterministic)
+        y, _ = rnn.LSTM(
+            self.hidden, num_layers=self.layers, bidirectional=True, batch_first=True,
+            dropout=self.dropout,
+        )(x, lengths=lengths, deterministic=deterministic)  # fmt: skip
+        y = nn.Dropout(self.dropout)(y, deterministic)
+        mask = lengths_to_mask(lengths, t)
+        mean = jnp.sum(y * mask[..., None], 1) / lengths[:, None]
+        intent = nn.Dense(self.n_intents)(jnp.concatenate([masked_max(y, mask), mean], -1))
+        z = y
+        if self.intent_to_slot:
+            feed = jax.nn.softmax(intent)[:, None, :].repeat(t, axis=1)
+            z = jnp.concatenate([y, feed], -1)
+        slots = nn.Dense(self.n_tags)(z)
+        return intent, slots
+
+
+# --- decoding and metrics ----------------------------------------------------------------
+
+
+def allowed_transitions(tags: list[str]) -> np.ndarray:
+    """``ok[i, j]``: tag ``j`` may follow tag ``i`` in BIO (``I-x`` only after ``B-x``/``I-x``)."""
+    ok = np.ones((len(tags), len(tags)), bool)
+    for j, tj in enumerate(tags):
+        if tj.startswith("I-"):
+            for i, ti in enumerate(tags):
+                ok[i, j] = ti[2:] == tj[2:] and ti[:2] in ("B-", "I-")
+    return ok
+
+
+def allowed_starts(tags: list[str]) -> np.ndarray:
+    return np.array([not t.startswith("I-") for t in tags])
+
+
+def viterbi(logp: np.ndarray, lengths: np.ndarray, ok: np.ndarray, start: np.ndarray):
+    """Best BIO-valid tag path per sentence: ``logp (B, T, K)`` -> ``(B, T)`` ids (vectorised)."""
+    trans = np.where(ok, 0.0, -np.inf)
+    b, t, k = logp.shape
+    score = np.where(start, logp[:, 0], -np.inf)  # (B, K)
+    back = np.zeros((b, t, k), np.int32)
+    for s in range(1, t):
+        cand = score[:, :, None] + trans[None]  # (B, K_prev, K)
+        best = cand.argmax(1)
+        new = np.take_along_axis(cand, best[:, None], 1)[:, 0] + logp[:, s]
+        live = (s < lengths)[:, None]
+        back[:, s] = np.where(live, best, np.arange(k)[None])  # padded steps keep the tag
+        score = np.where(live, new, score)
+    path = np.zeros((b, t), np.int32)
+    path[:, -1] = score.argmax(1)
+    for s in range(t - 1, 0, -1):
+        path[:, s - 1] = np.take_along_axis(back[:, s], path[:, s : s + 1], 1)[:, 0]
+    return path
+
+
+def scores(vocab: Vocab, intents, tags, pred_intents, pred_tags) -> dict[str, float]:
+    """Intent accuracy, slot F1 (seqeval, conlleval's definition) and sentence accuracy, in %."""
+    from seqeval.metrics import f1_score
+
+    intent_ok = np.array([p == y for p, y in zip(pred_intents, intents, strict=True)])
+    tags_ok = np.array([p == y for p, y in zip(pred_tags, tags, strict=True)])
+    return {
+        "intent_acc": 100.0 * intent_ok.mean(),
+        "slot_f1": 100.0 * f1_score(tags, pred_tags),
+        "sentence_acc": 100.0 * (intent_ok & tags_ok).mean(),
+    }
+
+
+def predict(apply, params, vocab: Vocab, data, batch_size: int, constrained: bool = True):
+    """Intents and tag sequences (strings) for every utterance of an encoded split."""
+    n = len(data["lengths"])
+    intents: list[str] = [""] * n
+    tags: list[list[str]] = [[] for _ in range(n)]
+    ok, start = allowed_transitions(vocab.tags), allowed_starts(vocab.tags)
+    for idx, batch in batches(data, batch_size):
+        intent_logits, slot_logits = apply(params, batch)
+        logp = np.asarray(jax.nn.log_softmax(slot_logits))[: len(idx)]
+        lengths = batch["lengths"][: len(idx)]
+        path = viterbi(logp, lengths, ok, start) if constrained else logp.argmax(-1)
+        for r, i in enumerate(idx):
+            intents[i] = vocab.intents[int(np.argmax(intent_logits[r]))]
+            tags[i] = [vocab.tags[k] for k in path[r, : lengths[r]]]
+    return intents, tags
+
+
+# --- training ----------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = common.parser("snips", __doc__, epochs=30)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--hidden", type=int, default=None, help="BiLSTM size per direction (128)")
+    p.add_argument("--char-hidden", type=int, default=None, help="char BiLSTM size, 0: off (32)")
+    p.add_argument("--dropout", type=float, default=0.3)
+    p.add_argument("--unk-alpha", type=float, default=0.25, help="word dropout a/(a+count)")
+    p.add_argument("--no-intent-to-slot", action="store_true")
+    p.add_argument("--no-constrained", action="store_true", help="plain argmax slot decoding")
+    p.add_argument("--limit", type=int, default=None, help="use the first N training utterances")
+    args = p.parse_args(argv)
+    q = args.quick
+    epochs = common.choose(args.epochs, quick=3, default=30, is_quick=q)
+    hidden = common.choose(args.hidden, quick=64, default=128, is_quick=q)
+    char_hidden = common.choose(args.char_hidden, quick=16, default=32, is_quick=q)
+    limit = common.choose(args.limit, quick=3000, default=None, is_quick=q)
+
+    train, valid, test = (read_split(s) for s in ("train", "valid", "test"))
+    if limit:
+        train = tuple(x[:limit] for x in train)
+    vocab = Vocab(*train)
+    data = {
+        name: encode(vocab, *s) for name, s in (("train", train), ("valid", valid), ("test", test))
+    }
+    unk_rate = jnp.asarray(vocab.unk_rate(args.unk_alpha))
+
+    model = JointBiLSTM(
+        n_words=len(vocab.words) + 2, n_chars=len(vocab.chars) + 2, n_tags=len(vocab.tags),
+        n_intents=len(vocab.intents), hidden=hidden, char_hidden=char_hidden,
+        dropout=args.dropout, intent_to_slot=not args.no_intent_to_slot,
+    )  # fmt: skip
+    bs = args.batch_size
+    _, example = next(batches(data["train"], bs))
+    params = model.init(jax.random.key(args.seed), example)["params"]
+
+    per_epoch = sum(1 for _ in batches(data["train"], bs))
+    total = epochs * per_epoch
+    schedule = optax.warmup_cosine_decay_schedule(0.0, args.lr, per_epoch, total, args.lr / 50)
+    opt = optimizer(schedule, max_grad_norm=5.0)
+
+    def loss_fn(params, batch, key):
+        k_unk, k_drop = jax.random.split(key)
+        words = batch["words"]
+        drop = jax.random.bernoulli(k_unk, unk_rate[words])
+        batch = {**batch, "words": jnp.where(drop, UNK, words)}
+        intent, slots = model.apply(
+            {"params": params}, batch, deterministic=False, rngs={"dropout": k_drop}
+        )
+        w = batch["weights"]
+        mask = lengths_to_mask(batch["lengths"], words.shape[1]) * w[:, None]
+        intent_ce = optax.softmax_cross_entropy_with_integer_labels(intent, batch["intents"])
+        slot_ce = optax.softmax_cross_entropy_with_integer_labels(slots, batch["tags"])
+        intent_loss = jnp.sum(intent_ce * w) / jnp.sum(w)
+        slot_loss = jnp.sum(slot_ce * mask) / jnp.sum(mask)
+        acc = jnp.sum((intent.argmax(-1) == batch["intents"]) * w) / jnp.sum(w)
+        return intent_loss + slot_loss, {"intent_loss": intent_loss, "slot_loss": slot_loss,
+                                         "intent_acc": acc}  # fmt: skip
+
+    step = make_train_step(loss_fn, opt)
+    apply = jax.jit(functools.partial(model.apply, deterministic=True))
+
+    def apply_fn(params, batch):
+        return apply({"params": params}, batch)
+
+    def evaluate(params, split, constrained=True):
+        d, (_, tags, intents) = data[split], {"valid": valid, "test": test}[split]
+        pi, pt = predict(apply_fn, params, vocab, d, bs, constrained)
+        return scores(vocab, intents, tags, pi, pt), pi, pt
+
+    run = common.Run("snips", args)
+    state = {
+        "params": params,
+        "opt_state": opt.init(params),
+        "best_params": params,
+        "best_score": jnp.array(-1.0),
+    }
+    state, done = run.restore(state)
+    with run.progress(total, initial=done * per_epoch) as bar:
+        for epoch in range(done, epochs):
+            bar.reset_means()
+            rng = np.random.default_rng([args.seed, epoch])  # same order when resumed
+            for i, (_, batch) in enumerate(batches(data["train"], bs, rng)):
+                key = common.step_key(args.seed, epoch * per_epoch + i)
+                params, opt_state, loss, aux = step(state["params"], state["opt_state"], batch, key)
+                state = {**state, "params": params, "opt_state": opt_state}
+                bar.update(1, loss=loss, intent_acc=aux["intent_acc"])
+            val, _, _ = evaluate(state["params"], "valid")
+            score = val["intent_acc"] + val["slot_f1"]
+            if score > float(state["best_score"]):
+                state = {**state, "best_params": state["params"], "best_score": jnp.array(score)}
+            run.log(epoch + 1, loss=bar.mean("loss"), **{f"valid_{k}": v for k, v in val.items()})
+            bar.write(
+                f"epoch {epoch + 1}: loss {bar.mean('loss'):.4f} valid "
+                + " ".join(f"{k} {v:.2f}" for k, v in val.items())
+            )
+            run.save(epoch + 1, state)
+
+    best = state["best_params"]
+    test_scores, pi, pt = evaluate(best, "test")
+    (run.out / "test_predictions.txt").write_text(
+        "".join(f"{i}\t{' '.join(t)}\n" for i, t in zip(pi, pt, strict=True))
+    )
+    unconstrained, _, _ = evaluate(best, "test", constrained=False)
+    val, _, _ = evaluate(best, "valid")
+    metrics = {
+        **{k: round(v, 2) for k, v in test_scores.items()},
+        "slot_f1_argmax": round(unconstrained["slot_f1"], 2),
+        **{f"valid_{k}": round(v, 2) for k, v in val.items()},
+        "epochs": epochs,
+        "params": common.count_params(best),
+    }
+    return run.finish(metrics)
+
+
+if __name__ == "__main__":
+    main()
