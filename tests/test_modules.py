@@ -58,18 +58,24 @@ FRONTEND_CASES = [
     config(kind, num_layers=2, bidirectional=True, batch_first=bf)
     for kind, bf in zip(KINDS, [False, True, False, True, False], strict=True)
 ]
+JITTED = {"rnn_relu", "lstm_proj", "gru"}  # jit compiles whole programs: a subset keeps it fast
 
 
-@pytest.mark.parametrize("cfg", FRONTEND_CASES, ids=lambda c: c.kind)
-@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize(
+    "cfg,jit",
+    [(c, False) for c in FRONTEND_CASES] + [(c, True) for c in FRONTEND_CASES if c.kind in JITTED],
+    ids=lambda v: v.kind if hasattr(v, "kind") else ("jit" if v else "eager"),
+)
 def test_linen_nnx_functional_agree(cfg, jit):
+    """Identical numbers from the three front ends; under jit, equal to the eager ones."""
     m = torch_module(cfg, seed=5)
     params = from_torch(m)
     x, hx, lengths = random_data(cfg, np.random.default_rng(5), with_lengths=True)
+    want = jax_forward(cfg, params, x, hx, lengths)
+    for w, t in zip(want, torch_forward(m, cfg, x, hx, lengths), strict=True):
+        if t is not None:
+            np.testing.assert_allclose(w, t, atol=1e-5)
     x, hx, lengths = jnp.asarray(x), hx_arg(cfg, hx), jnp.asarray(lengths)
-
-    functional_call = jax.jit(jax_forward, static_argnums=0) if jit else jax_forward
-    want = functional_call(cfg, params, x, hx, lengths)
 
     linen = linen_module(cfg)
     apply = jax.jit(linen.apply) if jit else linen.apply
@@ -80,22 +86,13 @@ def test_linen_nnx_functional_agree(cfg, jit):
     call = nnx.jit(lambda m, *a, **k: m(*a, **k)) if jit else (lambda m, *a, **k: m(*a, **k))
     got_nnx = unpack(cfg, call(model, x, hx, lengths=lengths))
 
-    torch_want = torch_forward(m, cfg, *random_data(
-        cfg, np.random.default_rng(5), with_lengths=True))  # fmt: skip
-    for w, gl, gn, t in zip(want, got_linen, got_nnx, torch_want, strict=False):
-        np.testing.assert_array_equal(gl, w)
-        np.testing.assert_array_equal(gn, w)
-        np.testing.assert_allclose(w, t, atol=1e-5)
-
-
-def test_jit_and_eager_agree():
-    cfg = config("lstm_proj", num_layers=3, bidirectional=True)
-    params = from_torch(torch_module(cfg))
-    x, hx, lengths = random_data(cfg, np.random.default_rng(0), with_lengths=True)
-    eager = jax_forward(cfg, params, x, hx, lengths)
-    jitted = jax.jit(jax_forward, static_argnums=0)(cfg, params, x, hx, lengths)
-    for e, j in zip(eager, jitted, strict=True):
-        np.testing.assert_allclose(e, j, atol=1e-6)
+    for w, gl, gn in zip(want, got_linen, got_nnx, strict=False):
+        if jit:
+            np.testing.assert_allclose(gl, w, atol=1e-6)
+            np.testing.assert_allclose(gn, w, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(gl, w)
+            np.testing.assert_array_equal(gn, w)
 
 
 # --- parameters: names, shapes, state_dict round trips ----------------------------------------
@@ -111,11 +108,10 @@ SHAPE_CASES = [
 def test_initial_params_have_torchs_names_and_shapes(cfg):
     want = {k: tuple(v.shape) for k, v in torch_module(cfg).state_dict().items()}
     x = jnp.zeros((3, 2, cfg.input_size))
-    linen_params = linen_module(cfg).init(jax.random.key(0), x)["params"]
+    # abstract evaluation: shapes and dtypes without compiling anything
+    linen_params = jax.eval_shape(linen_module(cfg).init, jax.random.key(0), x)["params"]
     assert {k: v.shape for k, v in linen_params.items()} == want
-    model = nnx_module(cfg)
-    assert list(model.state_dict()) == list(want)
-    assert {k: v.shape for k, v in model.state_dict().items()} == want
+    model = nnx.eval_shape(lambda: nnx_module(cfg))
     assert {k: v.shape for k, v in nnx.to_flat_state(nnx.state(model, nnx.Param))} == {
         (k,): v for k, v in want.items()
     }
@@ -127,6 +123,7 @@ def test_nnx_state_dict_round_trip():
     model = nnx_module(cfg)
     model.load_state_dict(from_torch(m))
     state = model.state_dict()
+    assert list(state) == list(m.state_dict())  # torch's order too
     for name, t in m.state_dict().items():
         np.testing.assert_array_equal(state[name], t.numpy())
     other = torch_module(cfg, seed=4)
@@ -139,11 +136,11 @@ def test_nnx_state_dict_round_trip():
 
 def test_param_dtype():
     x = jnp.zeros((3, 2, 5), jnp.bfloat16)
-    params = jaxrnn.linen.GRU(6, param_dtype=jnp.bfloat16).init(jax.random.key(0), x)["params"]
+    module = jaxrnn.linen.GRU(6, param_dtype=jnp.bfloat16)
+    params = jax.eval_shape(module.init, jax.random.key(0), x)["params"]
     assert {v.dtype for v in params.values()} == {jnp.dtype(jnp.bfloat16)}
     model = jaxrnn.nnx.LSTM(5, 6, param_dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
     assert {v.dtype for v in model.state_dict().values()} == {jnp.dtype(jnp.bfloat16)}
-    assert model(x)[0].dtype == jnp.bfloat16
 
 
 # --- initialization ---------------------------------------------------------------------------
@@ -162,14 +159,14 @@ def all_params(kind, hidden, **kwargs):
     ]
 
 
-@pytest.mark.parametrize("kind", ["rnn_tanh", "lstm_proj", "gru"])
+@pytest.mark.parametrize("kind", ["lstm_proj", "gru"])
 def test_default_init_is_torchs_uniform(kind):
     """Every parameter is U(-1/sqrt(H), 1/sqrt(H)), the range torch draws from."""
-    hidden = 32
+    hidden = 16
     bound = 1 / np.sqrt(hidden)
     torch_values = np.concatenate([
         t.numpy().ravel() for t in torch_module(config(
-            kind, proj=16, input_size=7, hidden_size=hidden, num_layers=2,
+            kind, proj=8, input_size=7, hidden_size=hidden, num_layers=2,
             bidirectional=True)).state_dict().values()
     ])  # fmt: skip
     assert np.abs(torch_values).max() <= bound
@@ -187,15 +184,15 @@ def test_default_init_is_torchs_uniform(kind):
         assert abs(np.abs(values).max() - np.abs(torch_values).max()) < 0.01 * bound
 
 
-@pytest.mark.parametrize("kind", ["rnn_relu", "lstm", "lstm_proj", "gru"])
+@pytest.mark.parametrize("kind", ["rnn_relu", "lstm_proj", "gru"])
 def test_orthogonal_recurrent_init(kind):
-    variants = all_params(kind, 8, recurrent_init="orthogonal")
+    variants = all_params(kind, 16, recurrent_init="orthogonal")
     gates = {"rnn": 1, "lstm": 4, "gru": 3}[MODE[kind]]
     for params in variants:
         for name, p in params.items():
             p = np.asarray(p, np.float64)
             if not name.startswith("weight_hh"):
-                assert np.abs(p).max() <= 1 / np.sqrt(8), name  # the rest stays uniform
+                assert np.abs(p).max() <= 1 / np.sqrt(16), name  # the rest stays uniform
                 continue
             blocks = np.split(p, gates, axis=0)
             for block in blocks:  # (H, P): orthonormal rows if H <= P, else columns
@@ -252,8 +249,7 @@ def check_masked(out, y0, layers_below, rate=RATE):
     assert abs(out.sum() / y0.sum() - 1) < 5 * np.sqrt((1 - keep) / keep / n) * 2
 
 
-@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bidir"])
-@pytest.mark.parametrize("num_layers", [2, 3])
+@pytest.mark.parametrize("num_layers,bidirectional", [(2, True), (3, False)])
 def test_functional_dropout_is_between_layers(num_layers, bidirectional):
     params = probe_params(num_layers, bidirectional)
     x = probe_input()

@@ -73,7 +73,7 @@ def test_random_configurations_match_torch(c):
     assert max(errors) <= 1e-5, errors
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(CASE, st.data())
 def test_each_sequence_is_its_own_truncated_run(c, data):
     """With lengths, sequence b's output rows and final state are those of a batch of one
