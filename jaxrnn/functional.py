@@ -64,6 +64,7 @@ def stack(
     unroll: int | bool = 1,
     input_dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
+    remat: int | bool | None = None,
 ) -> tuple[Array, list[list[Carry]]]:
     """Run ``cell`` as a stacked, optionally bidirectional layer: ``x (T, B, I) -> (T, B, D*H)``.
 
@@ -73,7 +74,9 @@ def stack(
     and a ``key``, dropout is applied to every layer's output except the last, as in PyTorch.
     ``input_dropout`` / ``recurrent_dropout`` (with a ``key``) are variational dropout
     (:mod:`jaxrnn.dropout`): one mask per sequence, layer and direction, shared by all time
-    steps, on each layer's input and on ``h`` where it enters ``W_hh``.
+    steps, on each layer's input and on ``h`` where it enters ``W_hh``. ``remat`` (a chunk
+    length, or ``True`` for ``ceil(√T)``) checkpoints each layer's loop in chunks, bounding
+    activation memory for long sequences (see :func:`jaxrnn.scan.scan`).
     ``x`` is ``(B, T, I)`` if ``batch_first``. Returns the output of the top layer and the
     final carries, nested like ``carries``.
     """
@@ -119,7 +122,7 @@ def stack(
                     recurrent_rate=recurrent_dropout, dtype=x.dtype,
                 )  # fmt: skip
                 step = vdropout.variational(cell)
-            c, y = scan(step, p, x, c, lengths=lengths, reverse=d == 1, unroll=unroll)
+            c, y = scan(step, p, x, c, lengths=lengths, reverse=d == 1, unroll=unroll, remat=remat)
             outs.append(y)
             layer_finals.append(c)
         finals.append(layer_finals)
@@ -179,6 +182,7 @@ def _run(
     unroll,
     input_dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
+    remat: int | bool | None = None,
 ):
     layout = layout_of(mode, params)
     x, batched = _check_input(x, layout, batch_first)
@@ -241,6 +245,7 @@ def _run(
         unroll=unroll,
         input_dropout=input_dropout,
         recurrent_dropout=recurrent_dropout,
+        remat=remat,
     )
     flat = [c for layer in finals for c in layer]
     if mode == "lstm":
@@ -268,6 +273,7 @@ def rnn(
     unroll: int | bool = 1,
     input_dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
+    remat: int | bool | None = None,
 ) -> tuple[Array, Array]:
     """Elman RNN, as ``torch.nn.RNN``: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, H))``.
 
@@ -275,7 +281,8 @@ def rnn(
     off them. ``lengths`` (``(B,)``) gives packed-sequence semantics; ``x`` is ``(B, T, I)``
     with ``batch_first`` and may be unbatched ``(T, I)``. ``dropout`` (between layers, as
     PyTorch) and the variational ``input_dropout``/``recurrent_dropout`` (see :func:`stack`)
-    apply only when a ``key`` is given; the same holds for :func:`lstm` and :func:`gru`.
+    apply only when a ``key`` is given; ``remat`` checkpoints the time loop in chunks (see
+    :func:`stack`). The same holds for :func:`lstm` and :func:`gru`.
     """
     cell = {"tanh": cells.rnn_tanh_cell, "relu": cells.rnn_relu_cell}.get(nonlinearity)
     if cell is None:
@@ -283,7 +290,7 @@ def rnn(
     return _run(
         "rnn", cell, params, x, hx, lengths=lengths, batch_first=batch_first,
         dropout=dropout, key=key, unroll=unroll, input_dropout=input_dropout,
-        recurrent_dropout=recurrent_dropout,
+        recurrent_dropout=recurrent_dropout, remat=remat,
     )  # fmt: skip
 
 
@@ -299,6 +306,7 @@ def lstm(
     unroll: int | bool = 1,
     input_dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
+    remat: int | bool | None = None,
 ) -> tuple[Array, tuple[Array, Array]]:
     """LSTM, as ``torch.nn.LSTM``: ``x (T, B, I) -> (output, (h_n, c_n))``.
 
@@ -308,7 +316,7 @@ def lstm(
     return _run(
         "lstm", cells.lstm_cell, params, x, hx, lengths=lengths, batch_first=batch_first,
         dropout=dropout, key=key, unroll=unroll, input_dropout=input_dropout,
-        recurrent_dropout=recurrent_dropout,
+        recurrent_dropout=recurrent_dropout, remat=remat,
     )  # fmt: skip
 
 
@@ -324,10 +332,11 @@ def gru(
     unroll: int | bool = 1,
     input_dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
+    remat: int | bool | None = None,
 ) -> tuple[Array, Array]:
     """GRU, as ``torch.nn.GRU``: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, H))``."""
     return _run(
         "gru", cells.gru_cell, params, x, hx, lengths=lengths, batch_first=batch_first,
         dropout=dropout, key=key, unroll=unroll, input_dropout=input_dropout,
-        recurrent_dropout=recurrent_dropout,
+        recurrent_dropout=recurrent_dropout, remat=remat,
     )  # fmt: skip

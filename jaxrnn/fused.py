@@ -272,7 +272,9 @@ def _fused_bwd(mode, reverse, unroll, res, cts):
     grads, dxs, d_carry = _backward(
         mode, p, xs, carry, valid, saved, d_final, d_ys, reverse=reverse, unroll=unroll
     )
-    return grads, dxs, d_carry, None
+    # Cotangents take their primal's dtype (inputs, weights and carry may differ, e.g. bf16 x).
+    d_carry = jax.tree.map(lambda d, c: d.astype(c.dtype), d_carry, carry)
+    return grads, dxs.astype(xs.dtype), d_carry, None
 
 
 _fused.defvjp(_fused_fwd, _fused_bwd)

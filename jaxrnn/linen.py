@@ -36,6 +36,7 @@ class _Recurrent(nn.Module):
     param_dtype: Any = jnp.float32
     input_dropout: float = 0.0
     recurrent_dropout: float = 0.0
+    remat: int | bool | None = None
 
     mode: ClassVar[str]
 
@@ -82,7 +83,9 @@ class RNN(_Recurrent):
     runs when ``deterministic=False`` (field or call argument) with a ``"dropout"`` rng, as
     do ``input_dropout`` and ``recurrent_dropout``: variational dropout with one mask per
     sequence shared by all time steps (:mod:`jaxrnn.dropout`), on each layer's input and on
-    ``h`` where it enters ``W_hh``. The same fields exist on :class:`LSTM` and :class:`GRU`.
+    ``h`` where it enters ``W_hh``. ``remat`` (a chunk length, or ``True`` for ``ceil(√T)``)
+    checkpoints the time loop in chunks to bound activation memory on long sequences. The same
+    fields exist on :class:`LSTM` and :class:`GRU`.
     """
 
     nonlinearity: Literal["tanh", "relu"] = "tanh"
@@ -102,6 +105,7 @@ class RNN(_Recurrent):
             params, x, hx, nonlinearity=self.nonlinearity, lengths=lengths,
             batch_first=self.batch_first, dropout=self.dropout, key=key, unroll=self.unroll,
             input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
+            remat=self.remat,
         )  # fmt: skip
 
 
@@ -129,6 +133,7 @@ class LSTM(_Recurrent):
             params, x, hx, lengths=lengths, batch_first=self.batch_first,
             dropout=self.dropout, key=key, unroll=self.unroll,
             input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
+            remat=self.remat,
         )  # fmt: skip
 
 
@@ -151,6 +156,7 @@ class GRU(_Recurrent):
             params, x, hx, lengths=lengths, batch_first=self.batch_first,
             dropout=self.dropout, key=key, unroll=self.unroll,
             input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
+            remat=self.remat,
         )  # fmt: skip
 
 

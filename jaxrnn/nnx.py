@@ -5,7 +5,8 @@ Parameters are attributes named as in PyTorch's state_dict (``model.weight_ih_l0
 ``model.state_dict()`` gives them back. The call is the matching :mod:`jaxrnn.functional`
 function. Dropout between layers runs in ``train()`` mode and is off after ``eval()``; so do
 the keyword options ``input_dropout`` and ``recurrent_dropout`` (variational dropout, one mask
-per sequence shared by all time steps, see :mod:`jaxrnn.dropout`).
+per sequence shared by all time steps, see :mod:`jaxrnn.dropout`). ``remat=`` (a chunk length,
+or ``True`` for ``ceil(√T)``) checkpoints the time loop in chunks for long sequences.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class _Recurrent(nnx.Module):
         param_dtype: Any = jnp.float32,
         input_dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
+        remat: int | bool | None = None,
         rngs: nnx.Rngs,
     ):
         check_rate("dropout", dropout)
@@ -56,6 +58,7 @@ class _Recurrent(nnx.Module):
         self.input_dropout = input_dropout
         self.recurrent_dropout = recurrent_dropout
         self.unroll = unroll
+        self.remat = remat
         self.deterministic = False
         params = init_params(
             rngs.params(), self.layout, recurrent_init=recurrent_init, dtype=param_dtype
@@ -105,6 +108,7 @@ class RNN(_Recurrent):
         param_dtype: Any = jnp.float32,
         input_dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
+        remat: int | bool | None = None,
         rngs: nnx.Rngs,
     ):
         if nonlinearity not in ("tanh", "relu"):
@@ -113,7 +117,8 @@ class RNN(_Recurrent):
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
             recurrent_init=recurrent_init, unroll=unroll, param_dtype=param_dtype,
-            input_dropout=input_dropout, recurrent_dropout=recurrent_dropout, rngs=rngs,
+            input_dropout=input_dropout, recurrent_dropout=recurrent_dropout, remat=remat,
+            rngs=rngs,
         )  # fmt: skip
 
     def __call__(
@@ -129,6 +134,7 @@ class RNN(_Recurrent):
             batch_first=self.batch_first, dropout=self.dropout,
             key=self._key(deterministic), unroll=self.unroll,
             input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
+            remat=self.remat,
         )  # fmt: skip
 
 
@@ -149,6 +155,7 @@ class LSTM(_Recurrent):
             self.state_dict(), x, hx, lengths=lengths, batch_first=self.batch_first,
             dropout=self.dropout, key=self._key(deterministic), unroll=self.unroll,
             input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
+            remat=self.remat,
         )  # fmt: skip
 
 
@@ -172,12 +179,14 @@ class GRU(_Recurrent):
         param_dtype: Any = jnp.float32,
         input_dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
+        remat: int | bool | None = None,
         rngs: nnx.Rngs,
     ):
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
             recurrent_init=recurrent_init, unroll=unroll, param_dtype=param_dtype,
-            input_dropout=input_dropout, recurrent_dropout=recurrent_dropout, rngs=rngs,
+            input_dropout=input_dropout, recurrent_dropout=recurrent_dropout, remat=remat,
+            rngs=rngs,
         )  # fmt: skip
 
     def __call__(
@@ -192,6 +201,7 @@ class GRU(_Recurrent):
             self.state_dict(), x, hx, lengths=lengths, batch_first=self.batch_first,
             dropout=self.dropout, key=self._key(deterministic), unroll=self.unroll,
             input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
+            remat=self.remat,
         )  # fmt: skip
 
 
