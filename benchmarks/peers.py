@@ -1,0 +1,231 @@
+"""The contenders: one ``Peer`` per implementation, built for a ``Case`` on shared inputs.
+
+Each builder returns ``{"step": fn, "fwd": fn}`` (or ``None`` where the peer cannot run the
+case); calling ``fn()`` runs one jitted training step (forward + backward of ``sum(output)``)
+or one forward pass and blocks until the result is ready. Weights of jaxrnn and torch are
+the same numbers (``from_torch``); Flax draws its own (shapes match, timing does not care).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxrnn
+from jaxrnn import cells
+from jaxrnn.params import layer_params, layout_of
+
+Runner = Callable[[], object]
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One benchmark shape: ``mode`` in ``lstm | gru | rnn`` (tanh), sizes as in PyTorch."""
+
+    name: str
+    mode: str
+    batch: int
+    steps: int
+    input_size: int
+    hidden_size: int
+    num_layers: int = 1
+    bidirectional: bool = False
+
+    def label(self) -> str:
+        bi = " bi" if self.bidirectional else ""
+        return (
+            f"{self.mode.upper()}{bi} B={self.batch} T={self.steps} I={self.input_size} "
+            f"H={self.hidden_size} L={self.num_layers}"
+        )
+
+
+def gpu_available() -> bool:
+    return jax.default_backend() == "gpu"
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def torch_module(case: Case, seed: int = 0):
+    torch = _torch()
+    torch.manual_seed(seed)
+    cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[case.mode]
+    return cls(
+        case.input_size,
+        case.hidden_size,
+        case.num_layers,
+        bidirectional=case.bidirectional,
+    )
+
+
+def inputs(case: Case, seed: int = 0) -> np.ndarray:
+    """The shared input, time-major ``(T, B, I)`` float32."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((case.steps, case.batch, case.input_size)).astype(np.float32)
+
+
+def _block(tree):
+    return jax.block_until_ready(tree)
+
+
+def _jax_runners(fwd, params, x, *extra) -> dict[str, Runner]:
+    """Jitted ``value_and_grad`` of ``sum(fwd(params, x, *extra))`` and jitted ``fwd``."""
+    step = jax.jit(jax.value_and_grad(lambda p, x, *e: fwd(p, x, *e).sum()))
+    fwd = jax.jit(fwd)
+    return {
+        "step": lambda: _block(step(params, x, *extra)),
+        "fwd": lambda: _block(fwd(params, x, *extra)),
+    }
+
+
+_FUNCS = {"lstm": jaxrnn.lstm, "gru": jaxrnn.gru, "rnn": jaxrnn.rnn}
+_CELLS = {"lstm": cells.lstm_cell, "gru": cells.gru_cell, "rnn": cells.rnn_tanh_cell}
+
+
+def jaxrnn_peer(case: Case, module, x: np.ndarray, remat=None) -> dict[str, Runner]:
+    params = jax.device_put(jaxrnn.interop.from_torch(module))
+    fn = _FUNCS[case.mode]
+    return _jax_runners(lambda p, x: fn(p, x, remat=remat)[0], params, jnp.asarray(x))
+
+
+def jaxrnn_generic_peer(case: Case, module, x: np.ndarray) -> dict[str, Runner]:
+    """jaxrnn with the fused loops off: autodiff of the plain cell scan (the baseline)."""
+    params = jax.device_put(jaxrnn.interop.from_torch(module))
+    base = _CELLS[case.mode]
+
+    def user_cell(p, c, x):  # a cell jaxrnn does not know, so it takes the generic loop
+        return base(p, c, x)
+
+    def fwd(p, x):
+        layout = layout_of(case.mode, p)
+        d = layout.num_directions
+        layers = [[layer_params(p, k, r == 1) for r in range(d)] for k in range(case.num_layers)]
+        zero = jnp.zeros((x.shape[1], case.hidden_size), x.dtype)
+        carry = (zero, zero) if case.mode == "lstm" else zero
+        return jaxrnn.stack(user_cell, layers, x, [[carry] * d] * case.num_layers)[0]
+
+    return _jax_runners(fwd, params, jnp.asarray(x))
+
+
+def torch_peer(case: Case, module, x: np.ndarray, device: str = "cpu") -> dict[str, Runner]:
+    torch = _torch()
+    module = module.to(device)
+    xt = torch.from_numpy(x).to(device)
+    sync = torch.cuda.synchronize if device != "cpu" else (lambda: None)
+
+    def step():
+        module.zero_grad(set_to_none=True)
+        out, _ = module(xt)
+        out.sum().backward()
+        sync()
+
+    def fwd():
+        with torch.no_grad():
+            module(xt)
+        sync()
+
+    return {"step": step, "fwd": fwd}
+
+
+def _flax_cells(case: Case):
+    import flax.linen as nn
+
+    return {"lstm": nn.OptimizedLSTMCell, "gru": nn.GRUCell, "rnn": nn.SimpleCell}[case.mode]
+
+
+def linen_peer(case: Case, module, x: np.ndarray) -> dict[str, Runner]:
+    """``flax.linen.RNN`` over Flax's own cells, stacked (and ``Bidirectional``) like torch."""
+    import flax.linen as nn
+
+    cell = _flax_cells(case)
+    h = case.hidden_size
+
+    class Stack(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            for _ in range(case.num_layers):
+                if case.bidirectional:
+                    x = nn.Bidirectional(nn.RNN(cell(h)), nn.RNN(cell(h)), time_major=True)(x)
+                else:
+                    x = nn.RNN(cell(h), time_major=True)(x)
+            return x
+
+    model = Stack()
+    xj = jnp.asarray(x)
+    params = model.init(jax.random.PRNGKey(0), xj)
+    return _jax_runners(model.apply, params, xj)
+
+
+def nnx_peer(case: Case, module, x: np.ndarray) -> dict[str, Runner]:
+    """``flax.nnx.RNN`` (its own ``nnx.scan``) over nnx cells, run as a pure function."""
+    from flax import nnx
+
+    cls = {"lstm": nnx.OptimizedLSTMCell, "gru": nnx.GRUCell, "rnn": nnx.SimpleCell}[case.mode]
+    rngs = nnx.Rngs(0)
+    d = 2 if case.bidirectional else 1
+    layers, size = [], case.input_size
+    for _ in range(case.num_layers):
+        if case.bidirectional:
+            fw = nnx.RNN(cls(size, case.hidden_size, rngs=rngs), time_major=True)
+            bw = nnx.RNN(cls(size, case.hidden_size, rngs=rngs), time_major=True)
+            layers.append(nnx.Bidirectional(fw, bw, time_major=True))
+        else:
+            layers.append(nnx.RNN(cls(size, case.hidden_size, rngs=rngs), time_major=True))
+        size = d * case.hidden_size
+    graph, params, rest = nnx.split(nnx.List(layers), nnx.Param, ...)
+
+    def fwd(params, x, rest):  # rest (rng state) traced too: nnx mutates it for the carry
+        for layer in nnx.merge(graph, params, rest):
+            x = layer(x)
+        return x
+
+    return _jax_runners(fwd, params, jnp.asarray(x), rest)
+
+
+def jax_cudnn_peer(case: Case, module, x: np.ndarray) -> dict[str, Runner] | None:
+    """``jax.experimental.rnn.lstm`` (cuDNN); GPU and LSTM only."""
+    if case.mode != "lstm" or not gpu_available():
+        return None
+    from jax.experimental import rnn
+
+    b, d = case.batch, 2 if case.bidirectional else 1
+    weights = rnn.init_lstm_weight(
+        jax.random.PRNGKey(0), case.input_size, case.hidden_size, case.num_layers,
+        case.bidirectional,
+    )  # fmt: skip
+    xb = jnp.asarray(np.swapaxes(x, 0, 1))  # cuDNN wants (B, T, I)
+    zeros = jnp.zeros((case.num_layers * d, b, case.hidden_size), xb.dtype)
+    lengths = jnp.full((b,), case.steps, jnp.int32)
+
+    def fwd(w, x):
+        return rnn.lstm(
+            x, zeros, zeros, w, lengths, case.input_size, case.hidden_size, case.num_layers,
+            0.0, case.bidirectional,
+        )[0]  # fmt: skip
+
+    return _jax_runners(fwd, weights, xb)
+
+
+# name -> (builder, which backends it runs on)
+PEERS: dict[str, Callable] = {
+    "jaxrnn": jaxrnn_peer,
+    "jaxrnn-scan": jaxrnn_generic_peer,
+    "torch": torch_peer,
+    "flax.linen": linen_peer,
+    "flax.nnx": nnx_peer,
+    "jax.experimental.rnn": jax_cudnn_peer,
+}
+
+
+def build(name: str, case: Case, module, x: np.ndarray) -> dict[str, Runner] | None:
+    """The runners of peer ``name`` for ``case``, or ``None`` if it does not run here."""
+    if name == "torch":
+        return torch_peer(case, module, x, "cuda" if _torch().cuda.is_available() else "cpu")
+    return PEERS[name](case, module, x)
