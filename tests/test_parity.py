@@ -7,6 +7,7 @@ checking output, h_n and c_n to 1e-5 in float32. The worst error is printed in t
 
 import itertools
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import (
@@ -20,14 +21,12 @@ from conftest import (
     torch_module,
 )
 
-pytest.importorskip("torch")
-
-import jax.numpy as jnp
-
 import jaxrnn
 from jaxrnn import cells
 from jaxrnn.interop import from_torch
 from jaxrnn.params import layer_params
+
+pytest.importorskip("torch")
 
 TOL = 1e-5
 
