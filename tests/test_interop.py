@@ -53,6 +53,19 @@ def test_round_trip_is_exact_and_loads_strictly(cfg, dtype):
         assert torch.equal(other.state_dict()[name], t), name
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered in cast:RuntimeWarning")  # NaNs
+def test_bfloat16_round_trip_is_bitwise_over_the_whole_range():
+    """Every bfloat16 bit pattern survives, extremes, subnormals and infinities included
+    (float16 on the way, say, would lose the range); NaNs stay NaN (payloads may not)."""
+    bits = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16)
+    values = bits.view(torch.bfloat16)
+    back = to_torch(from_torch({"weight_ih_l0": values}))["weight_ih_l0"]
+    assert back.dtype == torch.bfloat16
+    nan = torch.isnan(values)
+    assert torch.equal(torch.isnan(back), nan)
+    assert torch.equal(back[~nan].view(torch.int16), bits[~nan])
+
+
 def test_state_dict_and_module_give_the_same_params():
     m = torch_module(config("lstm_proj", num_layers=2, bidirectional=True))
     a, b = from_torch(m), from_torch(m.state_dict())
