@@ -123,7 +123,10 @@ def main(argv: list[str] | None = None) -> dict:
     baseline = score(np.ones_like(test_y), test_y)
 
     keys = jax.random.split(jax.random.key(args.seed), len(MODELS))
-    params = {name: init(name, k, hidden) for name, k in zip(MODELS, keys, strict=True)}
+    # jitted: eagerly, every parameter's random draw would compile on its own
+    params = jax.jit(
+        lambda keys: {n: init(n, k, hidden) for n, k in zip(MODELS, keys, strict=True)}
+    )(keys)
     schedule = optax.warmup_cosine_decay_schedule(0.0, args.lr, steps // 20, steps, args.lr / 10)
     opt = optimizer(schedule, max_grad_norm=1.0)
 
@@ -141,7 +144,8 @@ def main(argv: list[str] | None = None) -> dict:
     init_flow = {n: flow64(flow_of[n], params[n], flow_x, flow_y) for n in MODELS}
 
     run = common.Run("gradients", args, keep=1)
-    state = {n: {"params": params[n], "opt_state": opt.init(params[n])} for n in MODELS}
+    opt_states = jax.jit(lambda p: {n: opt.init(p[n]) for n in MODELS})(params)
+    state = {n: {"params": params[n], "opt_state": opt_states[n]} for n in MODELS}
     state, done = run.restore(state)
     print(
         f"gradients: adding problem T={t}, hidden {hidden}, batch {args.batch_size}; "

@@ -278,7 +278,10 @@ def main(argv: list[str] | None = None) -> dict:
     val_in, val_out, _ = examples(val_days, rng)
     test_in, test_out, test_fmt = examples(test_days, rng)
 
-    params = init(jax.random.key(args.seed), encoder=enc_size, decoder=dec_size)
+    # one jitted init: eagerly, every parameter's random draw would compile on its own
+    params = jax.jit(functools.partial(init, encoder=enc_size, decoder=dec_size))(
+        jax.random.key(args.seed)
+    )
     warmup = min(100, steps // 10)
     schedule = optax.warmup_cosine_decay_schedule(0.0, args.lr, warmup, steps, args.lr / 20)
     opt = optimizer(schedule, max_grad_norm=1.0)
@@ -297,7 +300,7 @@ def main(argv: list[str] | None = None) -> dict:
         return 100.0 * ok.mean(), pred, weights
 
     run = common.Run("seq2seq", args, keep=1)
-    state = {"params": params, "opt_state": opt.init(params)}
+    state = {"params": params, "opt_state": jax.jit(opt.init)(params)}
     state, done = run.restore(state)
     print(
         f"seq2seq: {len(train_days):,} train / {len(val_days)} val / {len(test_days):,} test "

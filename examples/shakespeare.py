@@ -165,9 +165,10 @@ def main(argv: list[str] | None = None) -> dict:
     val_x, val_y = val_streams(val, VAL_STREAMS)
 
     model = CharLSTM(len(chars), cfg["hidden"], cfg["layers"], cfg["embed"], cfg["dropout"])
-    params = model.init(jax.random.key(args.seed), train[None, :k], model.initial_state(1))[
-        "params"
-    ]
+    # one jitted init: eagerly, every parameter's random draw would compile on its own
+    params = jax.jit(model.init)(
+        jax.random.key(args.seed), train[None, :k], model.initial_state(1)
+    )["params"]
     warmup = min(100, steps // 10)
     schedule = optax.warmup_cosine_decay_schedule(0.0, cfg["lr"], warmup, steps, cfg["lr"] / 20)
     opt = optimizer(schedule, max_grad_norm=5.0)
@@ -196,8 +197,12 @@ def main(argv: list[str] | None = None) -> dict:
             total += float(nll)
         return total / val_y.size
 
-    run = common.Run("shakespeare", args, keep=1)
-    state = {"params": params, "opt_state": opt.init(params), "hx": model.initial_state(bs)}
+    run = common.Run("shakespeare", args, keep=2)
+    state = {
+        "params": params,
+        "opt_state": jax.jit(opt.init)(params),
+        "hx": model.initial_state(bs),
+    }
     state, done = run.restore(state)
     print(
         f"shakespeare: {len(train):,} train / {len(val):,} val chars, {len(chars)} symbols; "
@@ -219,7 +224,7 @@ def main(argv: list[str] | None = None) -> dict:
             bar.update(1, loss=loss)
             if (i + 1) % eval_every == 0 or i + 1 == steps:
                 val_loss = evaluate(state["params"])
-                run.log((i + 1) / per_epoch, loss=bar.mean("loss"), val_loss=val_loss)
+                run.log(i + 1, loss=bar.mean("loss"), val_loss=val_loss)  # x: the checkpoint step
                 bar.write(f"step {i + 1}: loss {bar.mean('loss'):.4f} val_loss {val_loss:.4f}")
                 bar.reset_means()
                 run.save(i + 1, state)
@@ -240,7 +245,7 @@ def main(argv: list[str] | None = None) -> dict:
         "params": common.count_params(state["params"]),
         **{k: v for k, v in cfg.items() if k != "steps"},
     }
-    return run.finish(metrics, xlabel="epoch")
+    return run.finish(metrics, xlabel="step")
 
 
 if __name__ == "__main__":
