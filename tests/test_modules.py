@@ -134,6 +134,16 @@ def test_nnx_state_dict_round_trip():
         np.testing.assert_allclose(g, w, atol=1e-5)
 
 
+def test_nnx_load_state_dict_keeps_the_module_dtype():
+    """As torch's load_state_dict: values are copied into the existing parameters' dtype."""
+    model = jaxrnn.nnx.GRU(5, 6, rngs=nnx.Rngs(0))
+    source = {k: v.astype(jnp.bfloat16) for k, v in model.state_dict().items()}
+    model.load_state_dict(source)
+    for name, value in model.state_dict().items():
+        assert value.dtype == jnp.float32
+        np.testing.assert_array_equal(value, np.asarray(source[name], np.float32))
+
+
 def test_param_dtype():
     x = jnp.zeros((3, 2, 5), jnp.bfloat16)
     module = jaxrnn.linen.GRU(6, param_dtype=jnp.bfloat16)
