@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--limit", type=int, default=None, help="use N names (a random subset)")
+    p.add_argument(
+        "--max-len", type=int, default=None, help="cut names to N chars, one padded shape"
+    )
     args = p.parse_args(argv)
     epochs = common.choose(args.epochs, quick=3, default=12, is_quick=args.quick)
     hidden = common.choose(args.hidden, quick=64, default=128, is_quick=args.quick)
@@ -102,6 +105,8 @@ def main(argv: list[str] | None = None) -> dict:
         names, labels = [names[i] for i in keep], labels[keep]
     train, valid, test = stratified_split(labels, args.seed)
     alphabet = {ch: i + 2 for i, ch in enumerate(sorted({c for i in train for c in names[i]}))}
+    if args.max_len:
+        names = [n[: args.max_len] for n in names]
     chars, lengths = encode(names, alphabet)
     bs = args.batch_size
     buckets = (min(10, int(lengths.max())), int(lengths.max()))  # 93% of names have <= 10 chars
@@ -115,7 +120,7 @@ def main(argv: list[str] | None = None) -> dict:
             rngs=nnx.Rngs(args.seed * 10 + j),
         )  # fmt: skip
         graphs[kind], params = nnx.split(model)
-        params = params.to_pure_dict()
+        params = nnx.to_pure_dict(params)
         state[kind] = {
             "params": params,
             "opt_state": opt.init(params),

@@ -103,12 +103,17 @@ def encode(vocab: Vocab, words, tags, intents) -> dict[str, np.ndarray]:
     return out
 
 
-def batches(data: dict[str, np.ndarray], batch_size: int, rng: np.random.Generator | None = None):
+def batches(
+    data: dict[str, np.ndarray],
+    batch_size: int,
+    rng: np.random.Generator | None = None,
+    buckets: tuple[int, ...] = BUCKETS,
+):
     """Length-bucketed batches ``(indices, batch)``: each is cut to its bucket's length and padded
     to ``batch_size`` rows (``weights`` 0 on the filler rows). ``rng`` shuffles the utterances
     within each bucket and the order of the batches; without it the order is fixed.
     """
-    for t, idx in common.bucket_batches(data["lengths"], BUCKETS, batch_size, rng):
+    for t, idx in common.bucket_batches(data["lengths"], buckets, batch_size, rng):
         rows, weights = common.pad_rows(idx, batch_size)
         batch = {k: v[rows, :t] if v.ndim > 1 else v[rows] for k, v in data.items()}
         batch["weights"] = weights
@@ -137,6 +142,8 @@ class JointBiLSTM(nn.Module):
     layers: int = 2
     dropout: float = 0.3
     intent_to_slot: bool = True
+    char_encoder: str = "lstm"  # or "cnn": width-3 convolution + max over the word
+    crf: bool = False
 
     @nn.compact
     def __call__(self, batch, deterministic: bool = True):
@@ -145,12 +152,20 @@ class JointBiLSTM(nn.Module):
         x = nn.Embed(self.n_words, self.word_dim)(words)
         if self.char_hidden:
             c = nn.Embed(self.n_chars, self.char_dim)(batch["chars"])  # (B, T, C, E)
-            # every word's spelling is one sequence of the char BiLSTM; its final states
-            # (forward after the last char, backward after the first) encode the word
-            _, (h, _) = rnn.LSTM(self.char_hidden, bidirectional=True, batch_first=True)(
-                c.reshape(b * t, *c.shape[2:]), lengths=batch["word_lengths"].reshape(-1)
-            )
-            x = jnp.concatenate([x, jnp.concatenate([h[0], h[1]], -1).reshape(b, t, -1)], -1)
+            c = c.reshape(b * t, *c.shape[2:])
+            n_chars = batch["word_lengths"].reshape(-1)
+            if self.char_encoder == "lstm":
+                # every word's spelling is one sequence of the char BiLSTM; its final states
+                # (forward after the last char, backward after the first) encode the word
+                _, (h, _) = rnn.LSTM(self.char_hidden, bidirectional=True, batch_first=True)(
+                    c, lengths=n_chars
+                )
+                w = jnp.concatenate([h[0], h[1]], -1)
+            else:
+                h = nn.Conv(2 * self.char_hidden, (3,))(c)
+                valid = jnp.arange(c.shape[1])[None, :] < n_chars[:, None]
+                w = masked_max(jnp.tanh(h), valid)
+            x = jnp.concatenate([x, w.reshape(b, t, -1)], -1)
         x = nn.Dropout(self.dropout)(x, deterministic)
         y, _ = rnn.LSTM(
             self.hidden, num_layers=self.layers, bidirectional=True, batch_first=True,
@@ -165,7 +180,38 @@ class JointBiLSTM(nn.Module):
             feed = jax.nn.softmax(intent)[:, None, :].repeat(t, axis=1)
             z = jnp.concatenate([y, feed], -1)
         slots = nn.Dense(self.n_tags)(z)
-        return intent, slots
+        crf = None
+        if self.crf:
+            k, zeros = self.n_tags, nn.initializers.zeros
+            crf = {
+                "transitions": self.param("crf_transitions", zeros, (k, k)),
+                "start": self.param("crf_start", zeros, (k,)),
+                "end": self.param("crf_end", zeros, (k,)),
+            }
+        return intent, slots, crf
+
+
+def crf_log_likelihood(emit, tags, lengths, transitions, start, end) -> jax.Array:
+    """``log p(tags | emit)`` of a linear-chain CRF: ``(B, T, K), (B, T), (B,) -> (B,)``.
+
+    ``transitions[i, j]`` scores tag ``j`` after tag ``i``; ``start`` / ``end`` the first and
+    last tag. The partition function is the forward algorithm, one ``lax.scan`` over time.
+    """
+    b, t, _ = emit.shape
+    mask = lengths_to_mask(lengths, t)
+    rows = jnp.arange(b)
+    gold = jnp.sum(jnp.take_along_axis(emit, tags[..., None], -1)[..., 0] * mask, 1)
+    gold += jnp.sum(transitions[tags[:, :-1], tags[:, 1:]] * mask[:, 1:], 1)
+    gold += start[tags[:, 0]] + end[tags[rows, lengths - 1]]
+
+    def step(alpha, inputs):
+        e, m = inputs
+        new = jax.nn.logsumexp(alpha[:, :, None] + transitions[None], axis=1) + e
+        return jnp.where(m[:, None], new, alpha), None
+
+    alpha0 = start[None] + emit[:, 0]
+    alpha, _ = jax.lax.scan(step, alpha0, (emit[:, 1:].swapaxes(0, 1), mask[:, 1:].T))
+    return gold - jax.nn.logsumexp(alpha + end[None], axis=1)
 
 
 # --- decoding and metrics ----------------------------------------------------------------
@@ -185,21 +231,24 @@ def allowed_starts(tags: list[str]) -> np.ndarray:
     return np.array([not t.startswith("I-") for t in tags])
 
 
-def viterbi(logp: np.ndarray, lengths: np.ndarray, ok: np.ndarray, start: np.ndarray):
-    """Best BIO-valid tag path per sentence: ``logp (B, T, K)`` -> ``(B, T)`` ids (vectorised)."""
-    trans = np.where(ok, 0.0, -np.inf)
-    b, t, k = logp.shape
-    score = np.where(start, logp[:, 0], -np.inf)  # (B, K)
+def viterbi(emit, lengths, transitions, start, end) -> np.ndarray:
+    """Best tag path per sentence: ``emit (B, T, K)`` -> ``(B, T)`` ids (NumPy, vectorised).
+
+    Maximises ``start[y_0] + sum_t emit[t, y_t] + sum_t transitions[y_{t-1}, y_t] + end[y_last]``
+    (``-inf`` forbids a tag or transition).
+    """
+    b, t, k = emit.shape
+    score = start[None] + emit[:, 0]  # (B, K)
     back = np.zeros((b, t, k), np.int32)
     for s in range(1, t):
-        cand = score[:, :, None] + trans[None]  # (B, K_prev, K)
+        cand = score[:, :, None] + transitions[None]  # (B, K_prev, K)
         best = cand.argmax(1)
-        new = np.take_along_axis(cand, best[:, None], 1)[:, 0] + logp[:, s]
+        new = np.take_along_axis(cand, best[:, None], 1)[:, 0] + emit[:, s]
         live = (s < lengths)[:, None]
         back[:, s] = np.where(live, best, np.arange(k)[None])  # padded steps keep the tag
         score = np.where(live, new, score)
     path = np.zeros((b, t), np.int32)
-    path[:, -1] = score.argmax(1)
+    path[:, -1] = (score + end[None]).argmax(1)
     for s in range(t - 1, 0, -1):
         path[:, s - 1] = np.take_along_axis(back[:, s], path[:, s : s + 1], 1)[:, 0]
     return path
@@ -218,17 +267,34 @@ def scores(vocab: Vocab, intents, tags, pred_intents, pred_tags) -> dict[str, fl
     }
 
 
-def predict(apply, params, vocab: Vocab, data, batch_size: int, constrained: bool = True):
-    """Intents and tag sequences (strings) for every utterance of an encoded split."""
+def predict(
+    apply, params, vocab: Vocab, data, batch_size: int, constrained: bool = True, buckets=BUCKETS
+):
+    """Intents and tag sequences (strings) for every utterance of an encoded split.
+
+    Tags are the Viterbi path: of the CRF if the model has one, else of the per-token
+    log-probabilities; ``constrained`` forbids the transitions BIO rules out.
+    """
     n = len(data["lengths"])
     intents: list[str] = [""] * n
     tags: list[list[str]] = [[] for _ in range(n)]
-    ok, start = allowed_transitions(vocab.tags), allowed_starts(vocab.tags)
-    for idx, batch in batches(data, batch_size):
-        intent_logits, slot_logits = apply(params, batch)
-        logp = np.asarray(jax.nn.log_softmax(slot_logits))[: len(idx)]
+    k = len(vocab.tags)
+    if constrained:
+        bio = np.where(allowed_transitions(vocab.tags), 0.0, -np.inf)
+        bio_start = np.where(allowed_starts(vocab.tags), 0.0, -np.inf)
+    else:
+        bio, bio_start = np.zeros((k, k)), np.zeros(k)
+    for idx, batch in batches(data, batch_size, buckets=buckets):
+        intent_logits, slot_logits, crf = apply(params, batch)
         lengths = batch["lengths"][: len(idx)]
-        path = viterbi(logp, lengths, ok, start) if constrained else logp.argmax(-1)
+        if crf is None:
+            emit = np.asarray(jax.nn.log_softmax(slot_logits))[: len(idx)]
+            trans, start, end = bio, bio_start, np.zeros(k)
+        else:
+            emit = np.asarray(slot_logits)[: len(idx)]
+            trans = np.asarray(crf["transitions"]) + bio
+            start, end = np.asarray(crf["start"]) + bio_start, np.asarray(crf["end"])
+        path = viterbi(emit, lengths, trans, start, end)
         for r, i in enumerate(idx):
             intents[i] = vocab.intents[int(np.argmax(intent_logits[r]))]
             tags[i] = [vocab.tags[k] for k in path[r, : lengths[r]]]
@@ -246,8 +312,14 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--char-hidden", type=int, default=None, help="char BiLSTM size, 0: off (32)")
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--unk-alpha", type=float, default=0.25, help="word dropout a/(a+count)")
+    p.add_argument("--char-encoder", choices=("lstm", "cnn"), default="cnn")
+    p.add_argument("--crf", action="store_true", help="CRF over the slot tags")
     p.add_argument("--no-intent-to-slot", action="store_true")
     p.add_argument("--no-constrained", action="store_true", help="plain argmax slot decoding")
+    p.add_argument(
+        "--buckets", default=",".join(map(str, BUCKETS)),
+        help="padded lengths, one compiled step each (default: %(default)s)",
+    )  # fmt: skip
     p.add_argument("--limit", type=int, default=None, help="use the first N training utterances")
     args = p.parse_args(argv)
     q = args.quick
@@ -256,6 +328,7 @@ def main(argv: list[str] | None = None) -> dict:
     char_hidden = common.choose(args.char_hidden, quick=16, default=32, is_quick=q)
     limit = common.choose(args.limit, quick=3000, default=None, is_quick=q)
 
+    buckets = tuple(sorted(int(b) for b in args.buckets.split(",")))
     train, valid, test = (read_split(s) for s in ("train", "valid", "test"))
     if limit:
         train = tuple(x[:limit] for x in train)
@@ -264,17 +337,21 @@ def main(argv: list[str] | None = None) -> dict:
         name: encode(vocab, *s) for name, s in (("train", train), ("valid", valid), ("test", test))
     }
     unk_rate = jnp.asarray(vocab.unk_rate(args.unk_alpha))
+    # finite, so that a CRF's log-likelihood stays finite (gold paths are all BIO-valid)
+    bio_penalty = jnp.where(jnp.asarray(allowed_transitions(vocab.tags)), 0.0, -1e4)
+    start_penalty = jnp.where(jnp.asarray(allowed_starts(vocab.tags)), 0.0, -1e4)
 
     model = JointBiLSTM(
         n_words=len(vocab.words) + 2, n_chars=len(vocab.chars) + 2, n_tags=len(vocab.tags),
         n_intents=len(vocab.intents), hidden=hidden, char_hidden=char_hidden,
         dropout=args.dropout, intent_to_slot=not args.no_intent_to_slot,
+        char_encoder=args.char_encoder, crf=args.crf,
     )  # fmt: skip
     bs = args.batch_size
-    _, example = next(batches(data["train"], bs))
+    _, example = next(batches(data["train"], bs, buckets=buckets))
     params = model.init(jax.random.key(args.seed), example)["params"]
 
-    per_epoch = sum(1 for _ in batches(data["train"], bs))
+    per_epoch = sum(1 for _ in batches(data["train"], bs, buckets=buckets))
     total = epochs * per_epoch
     schedule = optax.warmup_cosine_decay_schedule(0.0, args.lr, per_epoch, total, args.lr / 50)
     opt = optimizer(schedule, max_grad_norm=5.0)
@@ -284,15 +361,22 @@ def main(argv: list[str] | None = None) -> dict:
         words = batch["words"]
         drop = jax.random.bernoulli(k_unk, unk_rate[words])
         batch = {**batch, "words": jnp.where(drop, UNK, words)}
-        intent, slots = model.apply(
+        intent, slots, crf = model.apply(
             {"params": params}, batch, deterministic=False, rngs={"dropout": k_drop}
         )
         w = batch["weights"]
         mask = lengths_to_mask(batch["lengths"], words.shape[1]) * w[:, None]
         intent_ce = optax.softmax_cross_entropy_with_integer_labels(intent, batch["intents"])
-        slot_ce = optax.softmax_cross_entropy_with_integer_labels(slots, batch["tags"])
         intent_loss = jnp.sum(intent_ce * w) / jnp.sum(w)
-        slot_loss = jnp.sum(slot_ce * mask) / jnp.sum(mask)
+        if crf is None:
+            slot_ce = optax.softmax_cross_entropy_with_integer_labels(slots, batch["tags"])
+            slot_loss = jnp.sum(slot_ce * mask) / jnp.sum(mask)
+        else:  # negative log-likelihood per token, BIO-invalid transitions ruled out
+            nll = -crf_log_likelihood(
+                slots, batch["tags"], batch["lengths"], crf["transitions"] + bio_penalty,
+                crf["start"] + start_penalty, crf["end"],
+            )  # fmt: skip
+            slot_loss = jnp.sum(nll * w) / jnp.sum(mask)
         acc = jnp.sum((intent.argmax(-1) == batch["intents"]) * w) / jnp.sum(w)
         return intent_loss + slot_loss, {"intent_loss": intent_loss, "slot_loss": slot_loss,
                                          "intent_acc": acc}  # fmt: skip
@@ -305,7 +389,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     def evaluate(params, split, constrained=True):
         d, (_, tags, intents) = data[split], {"valid": valid, "test": test}[split]
-        pi, pt = predict(apply_fn, params, vocab, d, bs, constrained)
+        pi, pt = predict(apply_fn, params, vocab, d, bs, constrained, buckets)
         return scores(vocab, intents, tags, pi, pt), pi, pt
 
     run = common.Run("snips", args)
@@ -320,7 +404,7 @@ def main(argv: list[str] | None = None) -> dict:
         for epoch in range(done, epochs):
             bar.reset_means()
             rng = np.random.default_rng([args.seed, epoch])  # same order when resumed
-            for i, (_, batch) in enumerate(batches(data["train"], bs, rng)):
+            for i, (_, batch) in enumerate(batches(data["train"], bs, rng, buckets)):
                 key = common.step_key(args.seed, epoch * per_epoch + i)
                 params, opt_state, loss, aux = step(state["params"], state["opt_state"], batch, key)
                 state = {**state, "params": params, "opt_state": opt_state}
