@@ -181,7 +181,8 @@ def _backward(mode: Mode, p: Params, xs, carry, valid, saved, d_final, d_ys, *, 
             dh_prev = dz @ whh
             if v_t is not None:
                 dh_prev = dh_prev + dh * (1 - v_t)
-            return (dh_prev, dcell * keep_t), (dz, dh)
+            # dh of every step is only needed for dW_hr
+            return (dh_prev, dcell * keep_t), (dz, dh if whr is not None else None)
 
         (dh0, dc0), (dz, dh_all) = jax.lax.scan(
             bstep, d_final, seqs, reverse=not reverse, unroll=unroll
