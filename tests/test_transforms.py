@@ -1,5 +1,6 @@
 """JAX transforms (jit, grad, vmap) and dtypes (float32, float64, bfloat16, unbatched input)."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,6 +37,23 @@ def test_jit_and_grad_compose(kind):
     jitted = jax.jit(run)(jnp.asarray(lengths))  # lengths traced: the masks are data
     for e, j in zip(jax.tree.leaves(eager), jax.tree.leaves(jitted), strict=True):
         np.testing.assert_allclose(e, j, rtol=1e-5, atol=1e-6)
+
+
+class TestJitVariants(chex.TestCase):
+    """The same call with and without jax.jit, each against torch."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_functional_with_lengths_matches_torch(self):
+        cfg = config("lstm_proj", num_layers=2, bidirectional=True, batch_first=True)
+        m = torch_module(cfg, seed=8)
+        x, hx, lengths = random_data(cfg, np.random.default_rng(8), with_lengths=True)
+        run = self.variant(jax_forward, static_argnums=0)
+        got = run(cfg, from_torch(m), x, hx, jnp.asarray(lengths))
+        want = torch_forward(m, cfg, x, hx, lengths)
+        chex.assert_shape(got, [w.shape for w in want])
+        chex.assert_type(got, jnp.float32)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, w, atol=1e-5)
 
 
 def test_unroll_changes_nothing():
