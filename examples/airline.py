@@ -2,19 +2,22 @@
 
 The LSTM models the year-over-year log growth ``d_t = log y_t - log y_{t-12}`` (seasonal
 differencing of the log: what is left is a slowly moving growth rate), standardized with
-the training months' mean and spread, plus the month as ``(sin, cos)``. It is trained on
-every window of the 1949-1958 months to predict the next month's ``d``, then forecasts the 24
-held-out months in one closed-loop rollout from Dec 1958, feeding back its own predictions:
-no held-out value is ever seen. ``y_t = y_{t-12} * exp(d_t)`` turns them into passengers.
+the training months' mean and spread, plus the month as ``(sin, cos)``. It is trained the way
+it is used: from every origin in 1949-1957 it reads 24 months, then forecasts the next 12 in
+closed loop (its own predictions fed back), and the loss is the error of those forecasts.
+An ensemble of 5 seeded LSTMs (vmapped; their mean is the forecast) is early-stopped on
+1958, then reads everything up to Dec 1958 and forecasts the 24 held-out months: no
+held-out value is ever seen. ``y_t = y_{t-12} * exp(d_t)`` turns growths into passengers.
 
 Baseline: the seasonal-naive forecast of the same 24 months (each month = the same month of
 the last observed year, 1958, as Hyndman & Athanasopoulos define it for a 24-month horizon).
-Built on the functional API: ``jaxrnn.lstm`` over the windows, ``jaxrnn.cells.lstm_cell``
-one step at a time for the rollout.
+Built on the functional API: ``jaxrnn.lstm`` for teacher forcing, ``jaxrnn.cells.lstm_cell``
+one step at a time for the closed loop.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import jax
@@ -88,79 +91,133 @@ def rmse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
 
 
+def loss_fn(params, batch, key):
+    """MSE of the ensemble's growth predictions; ``batch = (windows, future months, targets)``.
+
+    With ``future`` None: one step ahead at every window step (teacher forcing); else a
+    closed-loop forecast of the ``future`` months after each window.
+    """
+    x, future, t = batch
+    if future is None:
+        pred = jax.vmap(predict_next, (0, None))(params, x)  # (members, B, T)
+    else:
+        many = jax.vmap(rollout, (None, 0, 0))  # over origins
+        pred = jax.vmap(many, (0, None, None))(params, x, future)  # (members, B, h)
+    return jnp.mean((pred - t) ** 2), {}
+
+
+@functools.cache  # one compiled step per setting, shared by every main() in a process
+def train_step(lr: float):
+    opt = optimizer(lr, max_grad_norm=1.0)
+    return opt, make_train_step(loss_fn, opt)
+
+
+@jax.jit
+def ensemble_growth(params: dict, x: jax.Array, months: jax.Array) -> jax.Array:
+    """The members' mean closed-loop forecast (scaled growth) of ``months`` after ``x``."""
+    return jax.vmap(rollout, (0, None, None))(params, x, months).mean(0)
+
+
+def to_passengers(y: np.ndarray, upto: int, ds: np.ndarray) -> np.ndarray:
+    """Passengers after month ``upto - 1`` from predicted growths: ``y_t = y_{t-12} exp(d_t)``."""
+    history = list(y[:upto])
+    for d in ds:  # forecasts stand in for the months not yet known
+        history.append(history[-SEASON] * np.exp(d))
+    return np.array(history[upto:])
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = common.parser("airline", __doc__, steps=1500)
-    p.add_argument("--hidden", type=int, default=32)
-    p.add_argument("--window", type=int, default=36, help="training window length (months)")
+    p.add_argument("--hidden", type=int, default=16)
+    p.add_argument("--members", type=int, default=5, help="ensemble of seeded LSTMs (mean)")
+    p.add_argument("--window", type=int, default=24, help="months read before forecasting")
+    p.add_argument(
+        "--closed-loop", type=int, default=12,
+        help="train on forecasts this many months ahead (own outputs fed back); 0: one step",
+    )  # fmt: skip
     p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--eval-every", type=int, default=25, help="steps between validations")
     args = p.parse_args(argv)
     steps = common.choose(args.steps, quick=300, default=1500, is_quick=args.quick)
-    every = max(steps // 5, 1)  # checkpoint interval
 
     y = load()
     logy = np.log(y)
-    d = logy[SEASON:] - logy[:-SEASON]  # d[i] is month i + 12
+    d = logy[SEASON:] - logy[:-SEASON]  # d[i] is the growth of month i + 12
     months = np.arange(SEASON, len(y))
-    n_train = len(d) - HORIZON
-    mean, std = d[:n_train].mean(), d[:n_train].std()
-    x_all = features((d - mean) / std, months)
-    x_train = x_all[:n_train]
-    w = args.window
-    starts = np.arange(n_train - w)  # window i reads months i..i+w-1, predicts i+1..i+w
-    windows = jnp.asarray(np.stack([x_train[s : s + w] for s in starts]))
-    targets = jnp.asarray(np.stack([x_train[s + 1 : s + w + 1, 0] for s in starts]))
+    n_test = len(y) - HORIZON  # the first held-out month (Jan 1959)
+    n_val = n_test - SEASON  # 1958 is the validation year for early stopping
+    fit = n_val - SEASON  # growth values whose months are before 1958
+    mean, std = d[:fit].mean(), d[:fit].std()
+    x_all = jnp.asarray(features((d - mean) / std, months))
+    w, h = args.window, args.closed_loop
+    if h:  # origin i reads growths i..i+w-1, then forecasts the next h in closed loop
+        starts = np.arange(fit - w - h + 1)
+        windows = jnp.stack([x_all[s : s + w] for s in starts])
+        future = jnp.stack([jnp.asarray(months[s + w : s + w + h]) for s in starts])
+        targets = jnp.stack([x_all[s + w : s + w + h, 0] for s in starts])
+    else:  # teacher forcing: window i reads growths i..i+w-1, predicts i+1..i+w
+        starts = np.arange(fit - w)
+        windows = jnp.stack([x_all[s : s + w] for s in starts])
+        future = None
+        targets = jnp.stack([x_all[s + 1 : s + w + 1, 0] for s in starts])
 
-    def loss_fn(params, batch, key):
-        x, t = batch
-        return jnp.mean((predict_next(params, x) - t) ** 2), {}
+    def forecast(params, upto, horizon):
+        ds = ensemble_growth(params, x_all[: upto - SEASON], jnp.arange(upto, upto + horizon))
+        return to_passengers(y, upto, np.asarray(ds) * std + mean)
 
-    opt = optimizer(args.lr, max_grad_norm=1.0)
-    step = make_train_step(loss_fn, opt)
-    params = init(jax.random.key(args.seed), args.hidden)
+    opt, step = train_step(args.lr)
+    keys = jax.random.split(jax.random.key(args.seed), args.members)
+    params = jax.vmap(init, (0, None))(keys, args.hidden)
     run = common.Run("airline", args)
-    state, done = run.restore({"params": params, "opt_state": opt.init(params)})
+    state = {
+        "params": params,
+        "opt_state": opt.init(params),
+        "best_params": params,
+        "best_val": jnp.array(np.inf),
+        "best_step": jnp.array(0),
+    }
+    state, done = run.restore(state)
     with run.progress(steps, initial=done) as bar:
         for i in range(done, steps):
             params, opt_state, loss, _ = step(
                 state["params"],
                 state["opt_state"],
-                (windows, targets),
+                (windows, future, targets),
                 common.step_key(args.seed, i),
             )
-            state = {"params": params, "opt_state": opt_state}
+            state = {**state, "params": params, "opt_state": opt_state}
             bar.update(1, loss=loss)
-            if (i + 1) % every == 0 or i + 1 == steps:
-                run.log(i + 1, train_loss=bar.mean("loss"))
+            if (i + 1) % args.eval_every == 0 or i + 1 == steps:
+                val = rmse(forecast(params, n_val, SEASON), y[n_val:n_test])
+                if val < float(state["best_val"]):
+                    state = {**state, "best_params": params, "best_val": jnp.array(val),
+                             "best_step": jnp.array(i + 1)}  # fmt: skip
+                run.log(i + 1, train_loss=bar.mean("loss"), val_rmse=val)
                 bar.reset_means()
                 run.save(i + 1, state)
 
-    future = jnp.asarray(months[n_train:])
-    ds = np.asarray(jax.jit(rollout)(state["params"], jnp.asarray(x_train), future))
-    ds = ds * std + mean
-    forecast = np.zeros(HORIZON)
-    history = list(y[: len(y) - HORIZON])
-    for h in range(HORIZON):  # y_t = y_{t-12} exp(d_t), with forecasts standing in for y
-        forecast[h] = history[-SEASON] * np.exp(ds[h])
-        history.append(forecast[h])
-    truth = y[-HORIZON:]
-    naive = np.tile(y[-HORIZON - SEASON : -HORIZON], HORIZON // SEASON)
+    predicted = forecast(state["best_params"], n_test, HORIZON)
+    truth = y[n_test:]
+    naive = np.tile(y[n_test - SEASON : n_test], HORIZON // SEASON)
     metrics = {
-        "rmse": round(rmse(forecast, truth), 2),
+        "rmse": round(rmse(predicted, truth), 2),
         "rmse_seasonal_naive": round(rmse(naive, truth), 2),
-        "mape": round(float(np.mean(np.abs(forecast - truth) / truth) * 100), 2),
-        "steps": steps,
+        "mape": round(float(np.mean(np.abs(predicted - truth) / truth) * 100), 2),
+        "val_rmse": round(float(state["best_val"]), 2),
+        "best_step": int(state["best_step"]),
         "params": common.count_params(state["params"]),
     }
 
     def draw(ax):
         t = 1949 + np.arange(len(y)) / 12
-        ax.plot(t[:-HORIZON], y[:-HORIZON], color="k", label="history")
-        ax.plot(t[-HORIZON:], truth, color="k", ls=":", label="truth")
-        ax.plot(t[-HORIZON:], forecast, color="C0", label=f"LSTM (RMSE {metrics['rmse']})")
+        ax.plot(t[:n_test], y[:n_test], color="k", label="history")
+        ax.plot(t[n_test:], truth, color="k", ls=":", label="truth")
+        ax.plot(t[n_test:], predicted, color="C0", label=f"LSTM (RMSE {metrics['rmse']})")
         ax.plot(
-            t[-HORIZON:], naive, color="C1", ls="--",
+            t[n_test:], naive, color="C1", ls="--",
             label=f"seasonal naive (RMSE {metrics['rmse_seasonal_naive']})",
         )  # fmt: skip
+        ax.axvspan(t[n_val], t[n_test - 1], color="0.9", label="validation year")
         ax.set_xlabel("year")
         ax.set_ylabel("passengers (thousands)")
         ax.legend()

@@ -197,6 +197,9 @@ def main(argv: list[str] | None = None) -> dict:
         [f"test accuracy over {len(test)} names, {len(languages)} languages, hidden {hidden}:",
          "| model | test acc (%) | parameters | s / epoch |", "| --- | --- | --- | --- |", *rows]
     )  # fmt: skip
+    majority = np.bincount(labels[train]).argmax()  # the baseline: always the commonest
+    metrics["majority_acc"] = round(100.0 * float(np.mean(labels[test] == majority)), 2)
+    table += f"\n(majority class, {languages[majority]}: {metrics['majority_acc']:.2f})"
     metrics["epochs"] = epochs
     return run.finish(metrics, table=table)
 

@@ -144,6 +144,8 @@ class JointBiLSTM(nn.Module):
     intent_to_slot: bool = True
     char_encoder: str = "lstm"  # or "cnn": width-3 convolution + max over the word
     crf: bool = False
+    attention: bool = False  # self-attention context joined to each state for the slots
+    slot_decoder: bool = False  # a forward LSTM over [states, intent] before the tag layer
 
     @nn.compact
     def __call__(self, batch, deterministic: bool = True):
@@ -175,10 +177,17 @@ class JointBiLSTM(nn.Module):
         mask = lengths_to_mask(lengths, t)
         mean = jnp.sum(y * mask[..., None], 1) / lengths[:, None]
         intent = nn.Dense(self.n_intents)(jnp.concatenate([masked_max(y, mask), mean], -1))
-        z = y
+        z = [y]
+        if self.attention:
+            query, keys = nn.Dense(self.hidden)(y), nn.Dense(self.hidden)(y)
+            context, _ = rnn.DotProductAttention(scale=True)(query, keys, lengths)
+            z.append(nn.Dropout(self.dropout)(context, deterministic))
         if self.intent_to_slot:
-            feed = jax.nn.softmax(intent)[:, None, :].repeat(t, axis=1)
-            z = jnp.concatenate([y, feed], -1)
+            z.append(jax.nn.softmax(intent)[:, None, :].repeat(t, axis=1))
+        z = jnp.concatenate(z, -1)
+        if self.slot_decoder:
+            z, _ = rnn.LSTM(self.hidden, batch_first=True)(z, lengths=lengths)
+            z = nn.Dropout(self.dropout)(z, deterministic)
         slots = nn.Dense(self.n_tags)(z)
         crf = None
         if self.crf:
@@ -313,7 +322,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--unk-alpha", type=float, default=0.25, help="word dropout a/(a+count)")
     p.add_argument("--char-encoder", choices=("lstm", "cnn"), default="cnn")
+    p.add_argument("--ema", type=float, default=0.999, help="weight averaging decay, 0: off")
     p.add_argument("--crf", action="store_true", help="CRF over the slot tags")
+    p.add_argument("--attention", action="store_true", help="self-attention for the slots")
+    p.add_argument("--slot-decoder", action="store_true", help="forward LSTM slot decoder")
     p.add_argument("--no-intent-to-slot", action="store_true")
     p.add_argument("--no-constrained", action="store_true", help="plain argmax slot decoding")
     p.add_argument(
@@ -345,7 +357,8 @@ def main(argv: list[str] | None = None) -> dict:
         n_words=len(vocab.words) + 2, n_chars=len(vocab.chars) + 2, n_tags=len(vocab.tags),
         n_intents=len(vocab.intents), hidden=hidden, char_hidden=char_hidden,
         dropout=args.dropout, intent_to_slot=not args.no_intent_to_slot,
-        char_encoder=args.char_encoder, crf=args.crf,
+        char_encoder=args.char_encoder, crf=args.crf, attention=args.attention,
+        slot_decoder=args.slot_decoder,
     )  # fmt: skip
     bs = args.batch_size
     _, example = next(batches(data["train"], bs, buckets=buckets))
@@ -382,6 +395,12 @@ def main(argv: list[str] | None = None) -> dict:
                                          "intent_acc": acc}  # fmt: skip
 
     step = make_train_step(loss_fn, opt)
+
+    @jax.jit
+    def ema_update(ema, params, i):
+        decay = jnp.minimum(args.ema, (1.0 + i) / (10.0 + i))  # short memory at the start
+        return jax.tree.map(lambda e, p: e + (1 - decay) * (p - e), ema, params)
+
     apply = jax.jit(functools.partial(model.apply, deterministic=True))
 
     def apply_fn(params, batch):
@@ -396,6 +415,7 @@ def main(argv: list[str] | None = None) -> dict:
     state = {
         "params": params,
         "opt_state": opt.init(params),
+        "ema": params,  # exponential moving average of the weights: what is evaluated
         "best_params": params,
         "best_score": jnp.array(-1.0),
     }
@@ -407,12 +427,13 @@ def main(argv: list[str] | None = None) -> dict:
             for i, (_, batch) in enumerate(batches(data["train"], bs, rng, buckets)):
                 key = common.step_key(args.seed, epoch * per_epoch + i)
                 params, opt_state, loss, aux = step(state["params"], state["opt_state"], batch, key)
-                state = {**state, "params": params, "opt_state": opt_state}
+                ema = ema_update(state["ema"], params, epoch * per_epoch + i)
+                state = {**state, "params": params, "opt_state": opt_state, "ema": ema}
                 bar.update(1, loss=loss, intent_acc=aux["intent_acc"])
-            val, _, _ = evaluate(state["params"], "valid")
+            val, _, _ = evaluate(state["ema"], "valid")
             score = val["intent_acc"] + val["slot_f1"]
             if score > float(state["best_score"]):
-                state = {**state, "best_params": state["params"], "best_score": jnp.array(score)}
+                state = {**state, "best_params": state["ema"], "best_score": jnp.array(score)}
             run.log(epoch + 1, loss=bar.mean("loss"), **{f"valid_{k}": v for k, v in val.items()})
             bar.write(
                 f"epoch {epoch + 1}: loss {bar.mean('loss'):.4f} valid "
@@ -425,11 +446,12 @@ def main(argv: list[str] | None = None) -> dict:
     (run.out / "test_predictions.txt").write_text(
         "".join(f"{i}\t{' '.join(t)}\n" for i, t in zip(pi, pt, strict=True))
     )
-    unconstrained, _, _ = evaluate(best, "test", constrained=False)
     val, _, _ = evaluate(best, "valid")
-    metrics = {
-        **{k: round(v, 2) for k, v in test_scores.items()},
-        "slot_f1_argmax": round(unconstrained["slot_f1"], 2),
+    metrics = {**{k: round(v, 2) for k, v in test_scores.items()}}
+    if not args.crf:  # a CRF trained under the BIO rules has no meaningful unconstrained path
+        unconstrained, _, _ = evaluate(best, "test", constrained=False)
+        metrics["slot_f1_no_bio"] = round(unconstrained["slot_f1"], 2)
+    metrics |= {
         **{f"valid_{k}": round(v, 2) for k, v in val.items()},
         "epochs": epochs,
         "params": common.count_params(best),

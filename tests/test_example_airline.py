@@ -14,7 +14,7 @@ pytest.importorskip("orbax.checkpoint")
 
 from examples import airline
 
-TINY = ["--hidden", "8", "--window", "24", "--lr", "1e-2"]
+TINY = ["--hidden", "8", "--members", "2", "--lr", "1e-2", "--eval-every", "10"]
 
 
 def test_series_is_box_jenkins_g():
