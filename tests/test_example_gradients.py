@@ -37,8 +37,8 @@ def test_gradients_trains_and_writes_its_outputs(tmp_path):
     for name in ("rnn", "lstm", "gru", "baseline"):
         assert 0 <= saved[f"{name}_acc"] <= 100 and saved[f"{name}_mse"] >= 0
     assert abs(saved["baseline_mse"] - 1 / 6) < 0.02
-    for name in gradients.MODELS:  # the loss is on the last state, so gradient shrinks back in time
-        assert 0 < saved[f"{name}_flow_ratio"] < 1
+    # the picture: less of the gradient reaches the first step through the Elman RNN
+    assert 0 < saved["rnn_flow_ratio"] < min(saved["lstm_flow_ratio"], saved["gru_flow_ratio"])
     for name in ("plot.png", "gradient_flow.png", "gradient_flow_trained.png"):
         assert (out / name).stat().st_size > 0
     assert any((out / "checkpoint").iterdir())
