@@ -12,7 +12,8 @@ read as ``VAL_STREAMS`` contiguous streams with the state carried throughout. At
 model continues ``--prompt`` for ``--sample-chars`` characters, each drawn from
 ``softmax(logits / --temperature)``; the text goes to ``DIR/sample.txt`` and is printed.
 
-``--long`` trains the larger model that reaches ``val_loss <= 1.60`` (see the README).
+The defaults (1,000 steps, 3.2 epochs) reach ``val_loss`` 1.58; ``--long`` trains three
+times as long (3,000 steps, 9.6 epochs) to 1.46. Times are in the README.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def sample(model: CharLSTM, params, chars: str, prompt: str, n: int, temperature
 
 def main(argv: list[str] | None = None) -> dict:
     p = common.parser("shakespeare", __doc__, steps=SETTINGS["default"][-1])
-    p.add_argument("--long", action="store_true", help="the setting that reaches val_loss <= 1.60")
+    p.add_argument("--long", action="store_true", help="3,000 steps instead of 1,000")
     p.add_argument("--layers", type=int, default=None)
     p.add_argument("--hidden", type=int, default=None, help="LSTM size")
     p.add_argument("--embed", type=int, default=None, help="character embedding size")
