@@ -23,6 +23,9 @@ predict-the-mean plateau for the whole default budget; the GRU learns with PyTor
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -43,7 +46,9 @@ TOLERANCE = 0.04  # |prediction - target| below this counts as right
 N_TEST = 2000
 
 
-def adding_problem(rng: np.random.Generator, batch: int, steps: int):
+def adding_problem(
+    rng: np.random.Generator, batch: int, steps: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``x (T, B, 2)`` (value, marker) and ``target (B,)``: the sum of the two marked values."""
     values = rng.uniform(size=(steps, batch)).astype(np.float32)
     first = rng.integers(0, steps // 2, size=batch)
@@ -58,7 +63,9 @@ def adding_problem(rng: np.random.Generator, batch: int, steps: int):
 LSTM_INITS = ("chrono", "plus1", "pytorch")
 
 
-def init(name: str, key, hidden: int, *, lstm_init: str = "chrono", horizon: int = 200) -> dict:
+def init(
+    name: str, key: jax.Array, hidden: int, *, lstm_init: str = "chrono", horizon: int = 200
+) -> dict:
     """A one-layer ``name`` with PyTorch-named params, plus a linear head ``hidden -> 1``.
 
     PyTorch's initialisation, except for the LSTM's gate biases with ``lstm_init``:
@@ -86,19 +93,19 @@ def init(name: str, key, hidden: int, *, lstm_init: str = "chrono", horizon: int
     return {"rnn": rnn, "head": head}
 
 
-def final_state(carry):
+def final_state(carry: Any) -> jax.Array:
     """``h`` of a carry (``(h, c)`` for an LSTM)."""
     return carry[0] if isinstance(carry, tuple) else carry
 
 
-def predict(name: str, params, x) -> jax.Array:
+def predict(name: str, params: dict, x: jax.Array) -> jax.Array:
     """``x (T, B, 2) -> (B,)``: the head applied to the state after the last step."""
     _, state = MODELS[name][2](params["rnn"], x)
     h = final_state(state)[-1]  # (B, H) of the (only) layer
     return h @ params["head"][:-1] + params["head"][-1]
 
 
-def flow(name: str, params, x, target) -> jax.Array:
+def flow(name: str, params: dict, x: jax.Array, target: jax.Array) -> jax.Array:
     """``||dL/dh_t||`` for ``t = 0 .. T-1`` of the MSE loss on one batch: ``(T,)``."""
     _, cell, _ = MODELS[name]
     p = layer_params(params["rnn"], 0, False)
@@ -113,7 +120,7 @@ def flow(name: str, params, x, target) -> jax.Array:
     return gradient_flow(cell, p, x, carry, loss)
 
 
-def flow64(flow_fn, params, x, target) -> np.ndarray:
+def flow64(flow_fn: Callable, params: dict, x: np.ndarray, target: np.ndarray) -> np.ndarray:
     """``flow_fn`` in float64: an Elman RNN's ``||dL/dh_0||`` at ``T = 200`` is far below
     float32's smallest number (~1e-45) and would print as 0."""
     with jax.enable_x64(True):
@@ -121,7 +128,8 @@ def flow64(flow_fn, params, x, target) -> np.ndarray:
         return np.asarray(flow_fn(jax.tree.map(cast, params), cast(x), cast(target)))
 
 
-def score(pred, target) -> dict[str, float]:
+def score(pred: jax.Array, target: np.ndarray) -> dict[str, float]:
+    """Test ``mse`` and ``acc`` (% of predictions within ``TOLERANCE`` of the target)."""
     err = np.asarray(pred) - np.asarray(target)
     return {"mse": float(np.mean(err**2)), "acc": float(100.0 * np.mean(np.abs(err) < TOLERANCE))}
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -41,6 +42,8 @@ IN_CHARS = " ',-./0123456789" + "abcdefghijklmnopqrstuvwxyz" + "ABCDEFGHIJKLMNOP
 OUT_CHARS = "0123456789-"
 PAD, BOS = 0, len(OUT_CHARS)  # input padding id; the decoder's start symbol
 IN_LEN, OUT_LEN = 32, 10  # inputs are padded to IN_LEN characters; outputs are YYYY-MM-DD
+
+Params = dict[str, Any]
 
 # --- data --------------------------------------------------------------------------------
 
@@ -142,7 +145,9 @@ def dense(key, n_in: int, n_out: int) -> dict[str, jax.Array]:
     }
 
 
-def init(key, *, embed: int = 32, encoder: int = 64, decoder: int = 128, attention: int = 64):
+def init(
+    key: jax.Array, *, embed: int = 32, encoder: int = 64, decoder: int = 128, attention: int = 64
+) -> Params:
     """Parameters of the encoder, the bridge to the decoder's first state, and the decoder."""
     k = jax.random.split(key, 7)
     dec_in = embed + 2 * encoder  # previous output character + context
@@ -157,8 +162,10 @@ def init(key, *, embed: int = 32, encoder: int = 64, decoder: int = 128, attenti
     }
 
 
-def encode_source(params, inputs, lengths):
-    """``inputs (B, T)`` -> encoder states ``(B, T, 2H)``, the decoder's first state ``(B, S)``."""
+def encode_source(
+    params: Params, inputs: jax.Array, lengths: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """``inputs (B, T)`` -> encoder states ``(B, T, 2H)``, the decoder's first state ``(B, D)``."""
     x = params["embed_in"][inputs]
     keys, h_n = jaxrnn.gru(params["encoder"], x, lengths=lengths, batch_first=True)
     # h_n[0]: forward state after each sequence's last character; h_n[1]: backward, after the
@@ -167,11 +174,11 @@ def encode_source(params, inputs, lengths):
     return keys, jnp.tanh(summary @ params["bridge"]["w"] + params["bridge"]["b"])
 
 
-def decoder_cell(p, h, prev):
-    """One decoder step, a cell for ``jaxrnn.scan``: ``h (B, S)``, ``prev`` embedding ``(B, E)``.
+def decoder_cell(p: Params, h: jax.Array, prev: jax.Array) -> tuple[jax.Array, tuple]:
+    """One decoder step, a cell for ``jaxrnn.scan``: ``h (B, D)``, ``prev`` embedding ``(B, E)``.
 
     ``p`` holds the decoder's parameters and this batch's encoder ``keys`` and ``lengths``.
-    Returns the new state and ``(features (B, S + 2H + E), attention weights (B, T))``; the
+    Returns the new state and ``(features (B, D + 2H + E), attention weights (B, T))``; the
     output layer reads the features.
     """
     context, weights = additive_attention(p["attention"], h, p["keys"], p["lengths"])
@@ -179,16 +186,17 @@ def decoder_cell(p, h, prev):
     return h, (jnp.concatenate([h, context, prev], -1), weights)
 
 
-def decoder_params(params, keys, lengths):
+def decoder_params(params: Params, keys: jax.Array, lengths: jax.Array) -> Params:
+    """The decoder cell's parameters with this batch's encoder states (``jaxrnn.scan`` params)."""
     names = ("decoder", "attention")
     return {**{n: params[n] for n in names}, "keys": keys, "lengths": lengths}
 
 
-def logits_of(params, features):
+def logits_of(params: Params, features: jax.Array) -> jax.Array:
     return features @ params["out"]["w"] + params["out"]["b"]
 
 
-def teacher_forced(params, batch):
+def teacher_forced(params: Params, batch: dict[str, jax.Array]) -> jax.Array:
     """Output logits ``(B, OUT_LEN, V)`` when each step reads the true previous character."""
     keys, h = encode_source(params, batch["inputs"], batch["lengths"])
     prev = jnp.concatenate(
@@ -201,7 +209,7 @@ def teacher_forced(params, batch):
 
 
 @jax.jit
-def greedy(params, inputs, lengths):
+def greedy(params: Params, inputs: jax.Array, lengths: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Greedy decoding: ``-> (ids (B, OUT_LEN), attention weights (B, OUT_LEN, T))``."""
     keys, h = encode_source(params, inputs, lengths)
     p = decoder_params(params, keys, lengths)
@@ -217,11 +225,14 @@ def greedy(params, inputs, lengths):
     return jnp.swapaxes(ids, 0, 1), jnp.swapaxes(weights, 0, 1)
 
 
-def translate(params, inputs: list[str], batch_size: int = 500):
+def translate(
+    params: Params, inputs: list[str], batch_size: int = 500
+) -> tuple[list[str], np.ndarray]:
     """Greedy ISO strings and attention weights for a list of written dates."""
     ids, weights = [], []
     for i in range(0, len(inputs), batch_size):
-        enc = encode(inputs[i : i + batch_size], ["0000-00-00"] * len(inputs[i : i + batch_size]))
+        part = inputs[i : i + batch_size]
+        enc = encode(part, ["0000-00-00"] * len(part))  # targets unused
         out, w = greedy(params, enc["inputs"], enc["lengths"])
         ids.append(np.asarray(out))
         weights.append(np.asarray(w))
@@ -260,7 +271,7 @@ def plot_attention(path, sources, outputs, weights) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = common.parser("seq2seq", __doc__, steps=3000)
+    p = common.parser("seq2seq", __doc__, steps=1500)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--encoder", type=int, default=None, help="encoder GRU size per direction")
@@ -268,7 +279,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--eval-every", type=int, default=None, help="steps between validations")
     args = p.parse_args(argv)
     q = args.quick
-    steps = common.choose(args.steps, quick=300, default=3000, is_quick=q)
+    steps = common.choose(args.steps, quick=300, default=1500, is_quick=q)
     enc_size = common.choose(args.encoder, quick=32, default=64, is_quick=q)
     dec_size = common.choose(args.decoder, quick=64, default=128, is_quick=q)
     eval_every = args.eval_every or max(steps // 15, 1)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import math
 from pathlib import Path
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -33,6 +34,7 @@ from examples import common
 from jaxrnn.training import carry_over, make_train_step, optimizer, stream_batches
 
 DATA = Path(__file__).resolve().parent / "data" / "tinyshakespeare.txt"
+State = tuple[jax.Array, jax.Array]  # the LSTM's (h_n, c_n)
 VAL_STREAMS = 16  # parallel streams the validation text is read in
 VAL_CHUNK = 1024  # steps per jitted evaluation call
 
@@ -59,7 +61,9 @@ def load(path: Path = DATA) -> tuple[str, np.ndarray, np.ndarray]:
     return chars, ids[:split], ids[split:]
 
 
-def epoch_chunks(train: np.ndarray, batch: int, chunk: int, seed: int, epoch: int, count: int):
+def epoch_chunks(
+    train: np.ndarray, batch: int, chunk: int, seed: int, epoch: int, count: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``count`` consecutive chunks ``(inputs, targets)``, each ``(count, B, K)``, of one epoch.
 
     The streams start at a seeded offset in ``[0, K)``, a function of ``(seed, epoch)`` only.
@@ -89,7 +93,9 @@ class CharLSTM(nn.Module):
     dropout: float = 0.0
 
     @nn.compact
-    def __call__(self, ids, hx, deterministic: bool = True):
+    def __call__(
+        self, ids: jax.Array, hx: State, deterministic: bool = True
+    ) -> tuple[jax.Array, State]:
         x = nn.Embed(self.vocab, self.embed)(ids)
         y, hx = rnn.LSTM(
             self.hidden, num_layers=self.layers, batch_first=True, dropout=self.dropout
@@ -97,12 +103,21 @@ class CharLSTM(nn.Module):
         y = nn.Dropout(self.dropout)(y, deterministic)
         return nn.Dense(self.vocab)(y), hx
 
-    def initial_state(self, batch: int):
+    def initial_state(self, batch: int) -> State:
+        """Zero ``(h, c)``, each ``(layers, B, H)``."""
         zeros = jnp.zeros((self.layers, batch, self.hidden))
         return zeros, zeros
 
 
-def sample(model: CharLSTM, params, chars: str, prompt: str, n: int, temperature: float, key):
+def sample(
+    model: CharLSTM,
+    params: Any,
+    chars: str,
+    prompt: str,
+    n: int,
+    temperature: float,
+    key: jax.Array,
+) -> str:
     """``prompt`` followed by ``n`` characters drawn from ``softmax(logits / temperature)``."""
     index = {c: i for i, c in enumerate(chars)}
     unknown = sorted(set(prompt) - set(index))
