@@ -395,12 +395,12 @@ def main(argv: list[str] | None = None) -> dict:
     )  # fmt: skip
     bs = args.batch_size
     _, example = next(batches(data["train"], bs, buckets=buckets))
-    params = model.init(jax.random.key(args.seed), example)["params"]
+    params = jax.jit(model.init)(jax.random.key(args.seed), example)["params"]  # one compile
 
     per_epoch = sum(1 for _ in batches(data["train"], bs, buckets=buckets))
     total = epochs * per_epoch
     lr = common.choose(args.lr, quick=5e-3, default=2e-3, is_quick=q)
-    warmup = min(per_epoch, total // 10)
+    warmup = max(1, min(per_epoch, total // 10))
     schedule = optax.warmup_cosine_decay_schedule(0.0, lr, warmup, total, lr / 50)
     opt = optimizer(schedule, max_grad_norm=5.0)
 
@@ -452,7 +452,7 @@ def main(argv: list[str] | None = None) -> dict:
     run = common.Run("snips", args)
     state = {
         "params": params,
-        "opt_state": opt.init(params),
+        "opt_state": jax.jit(opt.init)(params),
         "ema": params,  # exponential moving average of the weights: what is evaluated
         "best_params": params,
         "best_score": jnp.array(-1.0),

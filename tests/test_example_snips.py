@@ -80,19 +80,19 @@ def test_read_split_rejects_misaligned_tags(tmp_path):
         snips.read_split("train", root=tmp_path)
 
 
-TINY = ["--hidden", "16", "--char-hidden", "8", "--buckets", "36", "--batch-size", "32",
-        "--lr", "1e-2", "--limit", "256", "--crf"]  # fmt: skip
+TINY = ["--hidden", "16", "--char-hidden", "8", "--buckets", "36", "--batch-size", "64",
+        "--lr", "1e-2", "--limit", "256"]  # fmt: skip
 
 
 def test_snips_trains_and_writes_its_outputs(tmp_path):
-    metrics = snips.main([*TINY, "--epochs", "3", "--out", str(tmp_path)])
+    metrics = snips.main([*TINY, "--epochs", "2", "--out", str(tmp_path)])
     for name in ("intent_acc", "slot_f1", "sentence_acc"):
         assert 0.0 <= metrics[name] <= 100.0
-    assert metrics["intent_acc"] > 100 / 7  # better than chance after 24 steps
+    assert metrics["intent_acc"] > 100 / 7  # better than chance after 8 steps
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["slot_f1"] == metrics["slot_f1"]
     losses = [v for _, v in json.loads((tmp_path / "history.json").read_text())["loss"]]
-    assert len(losses) == 3 and losses[-1] < losses[0]
+    assert len(losses) == 2 and losses[-1] < losses[0]
 
     lines = (tmp_path / "test_predictions.txt").read_text().splitlines()
     words, _, _ = snips.read_split("test")
