@@ -52,3 +52,22 @@ def test_names_trains_three_models_and_writes_the_table(tmp_path, capsys):
     assert json.loads((tmp_path / "metrics.json").read_text())["gru_acc"] == metrics["gru_acc"]
     assert (tmp_path / "plot.png").stat().st_size > 0
     assert any((tmp_path / "checkpoint").iterdir())
+
+
+def test_bucket_batches_cover_every_example_once_in_its_bucket():
+    from examples import common
+
+    lengths = np.random.default_rng(0).integers(1, 27, size=203)
+    for rng in (None, np.random.default_rng(1)):
+        batches = list(common.bucket_batches(lengths, (10, 26), 16, rng))
+        seen = np.concatenate([idx for _, idx in batches])
+        assert np.array_equal(np.sort(seen), np.arange(203))
+        for t, idx in batches:
+            assert 1 <= len(idx) <= 16 and lengths[idx].max() <= t
+            assert t == 10 or lengths[idx].min() > 10
+    again = list(common.bucket_batches(lengths, (10, 26), 16, np.random.default_rng(1)))
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(again, batches, strict=True))
+    with pytest.raises(ValueError, match="exceeds the largest bucket 20"):
+        list(common.bucket_batches(lengths, (10, 20), 16))
+    rows, weights = common.pad_rows(np.array([7, 3]), 4)
+    assert rows.tolist() == [7, 3, 7, 7] and weights.tolist() == [1, 1, 0, 0]
