@@ -341,7 +341,7 @@ def predict(
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = common.parser("snips", __doc__, epochs=15)
+    p = common.parser("snips", __doc__, epochs=24)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (2e-3)")
     p.add_argument("--hidden", type=int, default=None, help="BiLSTM size per direction (128)")
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--limit", type=int, default=None, help="use the first N training utterances")
     args = p.parse_args(argv)
     q = args.quick
-    epochs = common.choose(args.epochs, quick=2, default=15, is_quick=q)
+    epochs = common.choose(args.epochs, quick=2, default=24, is_quick=q)
     hidden = common.choose(args.hidden, quick=48, default=128, is_quick=q)
     char_hidden = common.choose(args.char_hidden, quick=16, default=32, is_quick=q)
     limit = args.limit
