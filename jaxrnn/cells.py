@@ -73,10 +73,15 @@ def gru_cell(params: Params, carry: Array, x: Array) -> tuple[Array, Array]:
     ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``, ``h' = (1 - z) * n + z * h``.
     """
     gi, gh = gate_preactivations(params, carry, x)
+    h = gru_update(gi, gh, carry)
+    return h, h
+
+
+def gru_update(gi: Array, gh: Array, h: Array) -> Array:
+    """The GRU's gates from its preactivations ``gi, gh`` (``(B, 3H)``) and state ``h``."""
     ir, iz, in_ = jnp.split(gi, 3, axis=-1)
     hr, hz, hn = jnp.split(gh, 3, axis=-1)
     r = jax.nn.sigmoid(ir + hr)
     z = jax.nn.sigmoid(iz + hz)
     n = jnp.tanh(in_ + r * hn)
-    h = n + z * (carry - n)
-    return h, h
+    return n + z * (h - n)

@@ -46,12 +46,7 @@ def _gru_cell(params: Params, carry: Array, x: Array, mask: Array) -> tuple[Arra
     # undropped h, as in Gal & Ghahramani's GRU and Keras's recurrent_dropout.
     gi = cells.linear(x, params["weight_ih"], params.get("bias_ih"))
     gh = cells.linear(carry * mask, params["weight_hh"], params.get("bias_hh"))
-    ir, iz, in_ = jnp.split(gi, 3, axis=-1)
-    hr, hz, hn = jnp.split(gh, 3, axis=-1)
-    r = jax.nn.sigmoid(ir + hr)
-    z = jax.nn.sigmoid(iz + hz)
-    n = jnp.tanh(in_ + r * hn)
-    h = n + z * (carry - n)
+    h = cells.gru_update(gi, gh, carry)
     return h, h
 
 
