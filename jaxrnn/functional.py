@@ -99,6 +99,8 @@ def stack(
         raise ValueError(f"x must be 3-D (T, B, I) or (B, T, I), got shape {x.shape}")
     if batch_first:
         x = jnp.swapaxes(x, 0, 1)
+    if x.shape[0] == 0:
+        raise ValueError(f"x must have at least one time step, got T = 0 (shape {x.shape})")
     if lengths is not None:
         lengths = check_lengths(lengths, x.shape[1], x.shape[0])
     vdropout.check_rate("input_dropout", input_dropout)

@@ -48,6 +48,16 @@ BAD_CALLS = {
         ValueError,
         r"input must be \(T, B, I\).*got shape \(2, 7, 4, 5\)",
     ),
+    "empty sequence": (
+        lambda: jaxrnn.lstm(params("lstm"), jnp.ones((0, 4, 5))),
+        ValueError,
+        r"x must have at least one time step, got T = 0",
+    ),
+    "empty batch_first sequence": (
+        lambda: jaxrnn.gru(params(), jnp.ones((4, 0, 5)), batch_first=True),
+        ValueError,
+        r"x must have at least one time step, got T = 0",
+    ),
     "integer input": (
         lambda: jaxrnn.gru(params(), jnp.ones((7, 4, 5), jnp.int32)),
         TypeError,

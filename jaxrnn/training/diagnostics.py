@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxrnn.cells import Array, Carry, Cell, Params
 
@@ -78,7 +79,8 @@ def plot_gradient_flow(
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
     for name, values in norms.items():
-        values = jnp.asarray(values)
+        # NumPy keeps float64 norms; a jnp cast would round them to float32 without x64.
+        values = np.asarray(values)
         if values.ndim != 1:
             raise ValueError(f"norms[{name!r}] must be 1-D (T,), got shape {values.shape}")
         ax.semilogy(range(len(values)), values, label=name)
