@@ -89,10 +89,21 @@ _FUNCS = {"lstm": jaxrnn.lstm, "gru": jaxrnn.gru, "rnn": jaxrnn.rnn}
 _CELLS = {"lstm": cells.lstm_cell, "gru": cells.gru_cell, "rnn": cells.rnn_tanh_cell}
 
 
-def jaxrnn_peer(case: Case, module, x: np.ndarray, remat=None) -> dict[str, Runner]:
+def jaxrnn_peer(
+    case: Case, module, x: np.ndarray, remat=None, matmul_dtype=None
+) -> dict[str, Runner]:
     params = jax.device_put(jaxrnn.interop.from_torch(module))
     fn = _FUNCS[case.mode]
-    return _jax_runners(lambda p, x: fn(p, x, remat=remat)[0], params, jnp.asarray(x))
+
+    def fwd(p, x):
+        return fn(p, x, remat=remat, matmul_dtype=matmul_dtype)[0]
+
+    return _jax_runners(fwd, params, jnp.asarray(x))
+
+
+def jaxrnn_bf16_peer(case: Case, module, x: np.ndarray) -> dict[str, Runner]:
+    """jaxrnn with ``matmul_dtype=bfloat16``: float32 in and out, bf16 matmul operands."""
+    return jaxrnn_peer(case, module, x, matmul_dtype=jnp.bfloat16)
 
 
 def jaxrnn_generic_peer(case: Case, module, x: np.ndarray) -> dict[str, Runner]:
@@ -217,6 +228,7 @@ def jax_cudnn_peer(case: Case, module, x: np.ndarray) -> dict[str, Runner] | Non
 PEERS: dict[str, Callable] = {
     "jaxrnn": jaxrnn_peer,
     "jaxrnn-scan": jaxrnn_generic_peer,
+    "jaxrnn-bf16": jaxrnn_bf16_peer,
     "torch": torch_peer,
     "flax.linen": linen_peer,
     "flax.nnx": nnx_peer,

@@ -43,7 +43,10 @@ def markdown(report: dict) -> str:
     peers = _peers(report)
     others = [p for p in peers if p != "jaxrnn"]
     if report["cases"]:
+        # bf16 matmuls are a different precision: their own ratio to torch, not jaxrnn's
+        bf16 = "jaxrnn-bf16" in peers and "torch" in peers
         head = ["case", "pass", *peers, *[f"jaxrnn / {p}" for p in others]]
+        head += ["jaxrnn-bf16 / torch"] if bf16 else []
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for case in report["cases"]:
             for kind in ("step", "fwd"):
@@ -52,6 +55,9 @@ def markdown(report: dict) -> str:
                 row = [case["label"], KIND_NAMES[kind]]
                 row += [_cell(res.get(p, {}).get(kind)) for p in peers]
                 row += [f"{ratios[p]:.2f}" if p in ratios else "—" for p in others]
+                if bf16:
+                    a, b = res.get("jaxrnn-bf16", {}).get(kind), res.get("torch", {}).get(kind)
+                    row.append(f"{a['median_ms'] / b['median_ms']:.2f}" if a and b else "—")
                 lines.append("| " + " | ".join(row) + " |")
         lines.append("")
     if "scaling" in report:

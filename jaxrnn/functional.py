@@ -13,12 +13,13 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 
 from jaxrnn import cells
 from jaxrnn import dropout as vdropout
 from jaxrnn.cells import Array, Carry, Cell, Params
 from jaxrnn.params import Layout, layer_params, layout_of
-from jaxrnn.scan import scan
+from jaxrnn.scan import check_matmul_dtype, scan
 
 
 def check_lengths(lengths, batch: int, steps: int) -> Array:
@@ -65,6 +66,7 @@ def stack(
     input_dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
     remat: int | bool | None = None,
+    matmul_dtype: DTypeLike | None = None,
 ) -> tuple[Array, list[list[Carry]]]:
     """Run ``cell`` as a stacked, optionally bidirectional layer: ``x (T, B, I) -> (T, B, D*H)``.
 
@@ -76,7 +78,9 @@ def stack(
     (:mod:`jaxrnn.dropout`): one mask per sequence, layer and direction, shared by all time
     steps, on each layer's input and on ``h`` where it enters ``W_hh``. ``remat`` (a chunk
     length, or ``True`` for ``ceil(√T)``) checkpoints each layer's loop in chunks, bounding
-    activation memory for long sequences (see :func:`jaxrnn.scan.scan`).
+    activation memory for long sequences (see :func:`jaxrnn.scan.scan`). ``matmul_dtype``
+    (e.g. ``jnp.bfloat16``) runs the matmuls, forward and backward, on operands cast to it with
+    sums in ``x``'s dtype (built-in cells only; see :func:`jaxrnn.scan.scan`).
     ``x`` is ``(B, T, I)`` if ``batch_first``. Returns the output of the top layer and the
     final carries, nested like ``carries``.
     """
@@ -109,6 +113,12 @@ def stack(
     if apply_dropout:
         keys = jax.random.split(key, max(len(layers) - 1, 1))
     variational = (input_dropout > 0.0 or recurrent_dropout > 0.0) and key is not None
+    matmul_dtype = check_matmul_dtype(matmul_dtype)
+    if matmul_dtype is not None and (input_dropout > 0.0 or recurrent_dropout > 0.0):
+        raise ValueError(
+            "matmul_dtype runs on the fused loops only, and variational dropout "
+            "(input_dropout / recurrent_dropout) takes the generic one; use one or the other"
+        )
     if variational:
         # fold_in keeps the between-layer dropout's keys what they are without this option
         vkeys = jax.random.split(jax.random.fold_in(key, 1), (len(layers), directions))
@@ -124,7 +134,10 @@ def stack(
                     recurrent_rate=recurrent_dropout, dtype=x.dtype,
                 )  # fmt: skip
                 step = vdropout.variational(cell)
-            c, y = scan(step, p, x, c, lengths=lengths, reverse=d == 1, unroll=unroll, remat=remat)
+            c, y = scan(
+                step, p, x, c, lengths=lengths, reverse=d == 1, unroll=unroll, remat=remat,
+                matmul_dtype=matmul_dtype,
+            )  # fmt: skip
             outs.append(y)
             layer_finals.append(c)
         finals.append(layer_finals)
@@ -185,6 +198,7 @@ def _run(
     input_dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
     remat: int | bool | None = None,
+    matmul_dtype: DTypeLike | None = None,
 ):
     layout = layout_of(mode, params)
     x, batched = _check_input(x, layout, batch_first)
@@ -248,6 +262,7 @@ def _run(
         input_dropout=input_dropout,
         recurrent_dropout=recurrent_dropout,
         remat=remat,
+        matmul_dtype=matmul_dtype,
     )
     flat = [c for layer in finals for c in layer]
     if mode == "lstm":
@@ -276,6 +291,7 @@ def rnn(
     input_dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
     remat: int | bool | None = None,
+    matmul_dtype: DTypeLike | None = None,
 ) -> tuple[Array, Array]:
     """Elman RNN, as ``torch.nn.RNN``: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, H))``.
 
@@ -283,7 +299,8 @@ def rnn(
     off them. ``lengths`` (``(B,)``) gives packed-sequence semantics; ``x`` is ``(B, T, I)``
     with ``batch_first`` and may be unbatched ``(T, I)``. ``dropout`` (between layers, as
     PyTorch) and the variational ``input_dropout``/``recurrent_dropout`` (see :func:`stack`)
-    apply only when a ``key`` is given; ``remat`` checkpoints the time loop in chunks (see
+    apply only when a ``key`` is given; ``remat`` checkpoints the time loop in chunks and
+    ``matmul_dtype`` (e.g. ``jnp.bfloat16``) sets the matmuls' operand dtype (see
     :func:`stack`). The same holds for :func:`lstm` and :func:`gru`.
     """
     cell = {"tanh": cells.rnn_tanh_cell, "relu": cells.rnn_relu_cell}.get(nonlinearity)
@@ -292,7 +309,7 @@ def rnn(
     return _run(
         "rnn", cell, params, x, hx, lengths=lengths, batch_first=batch_first,
         dropout=dropout, key=key, unroll=unroll, input_dropout=input_dropout,
-        recurrent_dropout=recurrent_dropout, remat=remat,
+        recurrent_dropout=recurrent_dropout, remat=remat, matmul_dtype=matmul_dtype,
     )  # fmt: skip
 
 
@@ -309,6 +326,7 @@ def lstm(
     input_dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
     remat: int | bool | None = None,
+    matmul_dtype: DTypeLike | None = None,
 ) -> tuple[Array, tuple[Array, Array]]:
     """LSTM, as ``torch.nn.LSTM``: ``x (T, B, I) -> (output, (h_n, c_n))``.
 
@@ -318,7 +336,7 @@ def lstm(
     return _run(
         "lstm", cells.lstm_cell, params, x, hx, lengths=lengths, batch_first=batch_first,
         dropout=dropout, key=key, unroll=unroll, input_dropout=input_dropout,
-        recurrent_dropout=recurrent_dropout, remat=remat,
+        recurrent_dropout=recurrent_dropout, remat=remat, matmul_dtype=matmul_dtype,
     )  # fmt: skip
 
 
@@ -335,10 +353,11 @@ def gru(
     input_dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
     remat: int | bool | None = None,
+    matmul_dtype: DTypeLike | None = None,
 ) -> tuple[Array, Array]:
     """GRU, as ``torch.nn.GRU``: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, H))``."""
     return _run(
         "gru", cells.gru_cell, params, x, hx, lengths=lengths, batch_first=batch_first,
         dropout=dropout, key=key, unroll=unroll, input_dropout=input_dropout,
-        recurrent_dropout=recurrent_dropout, remat=remat,
+        recurrent_dropout=recurrent_dropout, remat=remat, matmul_dtype=matmul_dtype,
     )  # fmt: skip

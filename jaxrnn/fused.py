@@ -74,6 +74,28 @@ def _shifted(seq: Array, first: Array, reverse: bool) -> Array:
     return jnp.concatenate([first[None], seq[:-1]], axis=0)
 
 
+def _matmul(a: Array, b: Array, dtype) -> Array:
+    """``a @ b``; with a ``dtype``, the operands are cast to it and the product is accumulated
+    and returned in the operands' own promoted dtype (bf16 inputs, float32 sums)."""
+    if dtype is None:
+        return a @ b
+    out = jnp.result_type(a, b)
+    return jnp.matmul(a.astype(dtype), b.astype(dtype), preferred_element_type=out)
+
+
+def _contract(spec: str, a: Array, b: Array, dtype) -> Array:
+    """``jnp.einsum(spec, a, b)`` with the same casting as :func:`_matmul`."""
+    if dtype is None:
+        return jnp.einsum(spec, a, b)
+    out = jnp.result_type(a, b)
+    return jnp.einsum(spec, a.astype(dtype), b.astype(dtype), preferred_element_type=out)
+
+
+def _cast(w: Array | None, dtype) -> Array | None:
+    """A weight cast once, before the loop, to the matmul dtype (if any)."""
+    return w if w is None or dtype is None else w.astype(dtype)
+
+
 def _masks(lengths: Array | None, steps: Array) -> Array | None:
     """``(T, B)`` bool: step ``t`` is valid for sequence ``b``."""
     return None if lengths is None else steps[:, None] < lengths[None, :]
@@ -93,30 +115,31 @@ def _input_weight(mode: Mode, p: Params) -> tuple[Array, Array | None]:
     return w, b
 
 
-def _forward(mode: Mode, p: Params, xs, carry, valid, *, reverse, unroll, save: bool):
+def _forward(mode: Mode, p: Params, xs, carry, valid, *, reverse, unroll, mm_dtype, save: bool):
     """One loop over time. Returns ``(final carry, ys, residuals)`` (residuals if ``save``)."""
     w, b = _input_weight(mode, p)
-    whh_t = p["weight_hh"].T
+    w = _cast(w, mm_dtype)
+    whh_t = _cast(p["weight_hh"].T, mm_dtype)
     bhh = p.get("bias_hh")
-    whr_t = p["weight_hr"].T if "weight_hr" in p else None
+    whr_t = _cast(p["weight_hr"].T, mm_dtype) if "weight_hr" in p else None
 
     def step(c, inputs):
         x, v = inputs
         if mode == "lstm":
             h, cell = c
-            z = jnp.concatenate([x, h], axis=-1) @ w
+            z = _matmul(jnp.concatenate([x, h], axis=-1), w, mm_dtype)
             a = _lstm_act(z if b is None else z + b)
             i, f, g, o = jnp.split(a, 4, axis=-1)
             new_c = f * cell + i * g
             m = o * jnp.tanh(new_c)
-            new_h = m if whr_t is None else m @ whr_t
+            new_h = m if whr_t is None else _matmul(m, whr_t, mm_dtype)
             new_h, new_c = _hold(v, new_h, h), _hold(v, new_c, cell)
             saved = (new_h, new_c, a, m) if whr_t is not None else (new_h, new_c, a)
             return (new_h, new_c), saved
         if mode == "gru":
             h = c
-            zi = x @ w
-            zh = h @ whh_t
+            zi = _matmul(x, w, mm_dtype)
+            zh = _matmul(h, whh_t, mm_dtype)
             if b is not None:
                 zi, zh = zi + b, zh + bhh
             ir, iu, in_ = jnp.split(zi, 3, axis=-1)
@@ -127,7 +150,7 @@ def _forward(mode: Mode, p: Params, xs, carry, valid, *, reverse, unroll, save: 
             new_h = _hold(v, n + u * (h - n), h)
             return new_h, (new_h, jnp.concatenate([ru, n, hn], axis=-1))
         h = c
-        z = jnp.concatenate([x, h], axis=-1) @ w
+        z = _matmul(jnp.concatenate([x, h], axis=-1), w, mm_dtype)
         z = z if b is None else z + b
         new_h = _hold(v, jnp.tanh(z) if mode == "rnn_tanh" else jax.nn.relu(z), h)
         return new_h, (new_h,)
@@ -146,14 +169,16 @@ def _forward(mode: Mode, p: Params, xs, carry, valid, *, reverse, unroll, save: 
 # --- backward -------------------------------------------------------------------------------
 
 
-def _backward(mode: Mode, p: Params, xs, carry, valid, saved, d_final, d_ys, *, reverse, unroll):
+def _backward(
+    mode: Mode, p: Params, xs, carry, valid, saved, d_final, d_ys, *, reverse, unroll, mm_dtype
+):
     """Cotangents of ``(params, xs, carry)`` from those of ``(final carry, ys)``."""
     dt = xs.dtype
     v = None if valid is None else valid[..., None].astype(dt)  # (T, B, 1)
     if v is not None:
         d_ys = d_ys * v  # padded outputs are constant zeros
-    whh = p["weight_hh"]
-    whr = p.get("weight_hr")
+    whh = _cast(p["weight_hh"], mm_dtype)
+    whr = _cast(p.get("weight_hr"), mm_dtype)
 
     if mode == "lstm":
         h0, c0 = carry
@@ -175,10 +200,10 @@ def _backward(mode: Mode, p: Params, xs, carry, valid, saved, d_final, d_ys, *, 
             dh, dcell = dc_
             dy, coef_t, e_t, keep_t, v_t = inputs
             dh = dh + dy
-            dm = dh if whr is None else dh @ whr
+            dm = dh if whr is None else _matmul(dh, whr, mm_dtype)
             dcell = dcell + dm * e_t
             dz = jnp.concatenate([dcell, dcell, dcell, dm], axis=-1) * coef_t
-            dh_prev = dz @ whh
+            dh_prev = _matmul(dz, whh, mm_dtype)
             if v_t is not None:
                 dh_prev = dh_prev + dh * (1 - v_t)
             # dh of every step is only needed for dW_hr
@@ -207,7 +232,7 @@ def _backward(mode: Mode, p: Params, xs, carry, valid, saved, d_final, d_ys, *, 
             dy, coef_t, keep_t = inputs
             dh = dh + dy
             dzh = jnp.concatenate([dh, dh, dh], axis=-1) * coef_t
-            return dzh @ whh + dh * keep_t, (dzh, dh)
+            return _matmul(dzh, whh, mm_dtype) + dh * keep_t, (dzh, dh)
 
         dh0, (dzh, dh_all) = jax.lax.scan(bstep, d_final, seqs, reverse=not reverse, unroll=unroll)
         d_carry = dh0
@@ -225,7 +250,7 @@ def _backward(mode: Mode, p: Params, xs, carry, valid, saved, d_final, d_ys, *, 
             dy, coef_t, keep_t = inputs
             dh = dh + dy
             dz = dh * coef_t
-            dh_prev = dz @ whh
+            dh_prev = _matmul(dz, whh, mm_dtype)
             if keep_t is not None:
                 dh_prev = dh_prev + dh * keep_t
             return dh_prev, dz
@@ -237,16 +262,16 @@ def _backward(mode: Mode, p: Params, xs, carry, valid, saved, d_final, d_ys, *, 
 
     # The weight, bias and input gradients: one contraction over all T * B rows each.
     grads = {
-        "weight_ih": jnp.einsum("tbg,tbi->gi", dz, xs),
-        "weight_hh": jnp.einsum("tbg,tbp->gp", dzh, h_prev),
+        "weight_ih": _contract("tbg,tbi->gi", dz, xs, mm_dtype),
+        "weight_hh": _contract("tbg,tbp->gp", dzh, h_prev, mm_dtype),
     }
     if "bias_ih" in p:
         grads["bias_ih"] = dz.sum(axis=(0, 1))
         grads["bias_hh"] = dzh.sum(axis=(0, 1))
     if whr is not None:
         dh_v = dh_all if v is None else dh_all * v
-        grads["weight_hr"] = jnp.einsum("tbp,tbh->ph", dh_v, saved[3])
-    dxs = dz @ p["weight_ih"]
+        grads["weight_hr"] = _contract("tbp,tbh->ph", dh_v, saved[3], mm_dtype)
+    dxs = _matmul(dz, p["weight_ih"], mm_dtype)
     grads = {k: grads[k].astype(p[k].dtype) for k in p}
     return grads, dxs, d_carry
 
@@ -254,25 +279,28 @@ def _backward(mode: Mode, p: Params, xs, carry, valid, saved, d_final, d_ys, *, 
 # --- custom_vjp wiring ----------------------------------------------------------------------
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 5, 6))
-def _fused(mode, p, xs, carry, valid, reverse, unroll):
-    final, ys, _ = _forward(mode, p, xs, carry, valid, reverse=reverse, unroll=unroll, save=False)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 5, 6, 7))
+def _fused(mode, p, xs, carry, valid, reverse, unroll, mm_dtype):
+    final, ys, _ = _forward(
+        mode, p, xs, carry, valid, reverse=reverse, unroll=unroll, mm_dtype=mm_dtype, save=False
+    )
     return final, ys
 
 
-def _fused_fwd(mode, p, xs, carry, valid, reverse, unroll):
+def _fused_fwd(mode, p, xs, carry, valid, reverse, unroll, mm_dtype):
     final, ys, saved = _forward(
-        mode, p, xs, carry, valid, reverse=reverse, unroll=unroll, save=True
+        mode, p, xs, carry, valid, reverse=reverse, unroll=unroll, mm_dtype=mm_dtype, save=True
     )
     return (final, ys), (p, xs, carry, valid, saved)
 
 
-def _fused_bwd(mode, reverse, unroll, res, cts):
+def _fused_bwd(mode, reverse, unroll, mm_dtype, res, cts):
     p, xs, carry, valid, saved = res
     d_final, d_ys = cts
     grads, dxs, d_carry = _backward(
-        mode, p, xs, carry, valid, saved, d_final, d_ys, reverse=reverse, unroll=unroll
-    )
+        mode, p, xs, carry, valid, saved, d_final, d_ys,
+        reverse=reverse, unroll=unroll, mm_dtype=mm_dtype,
+    )  # fmt: skip
     # Cotangents take their primal's dtype (inputs, weights and carry may differ, e.g. bf16 x).
     d_carry = jax.tree.map(lambda d, c: d.astype(c.dtype), d_carry, carry)
     return grads, dxs.astype(xs.dtype), d_carry, None
@@ -291,12 +319,15 @@ def scan(
     reverse: bool = False,
     unroll: int | bool = 1,
     steps: Array | None = None,
+    matmul_dtype: jnp.dtype | None = None,
 ) -> tuple[Carry, Array]:
     """:func:`jaxrnn.scan.scan` of the built-in cell ``mode``: ``xs (T, B, I) -> (carry, ys)``.
 
     Same arguments and results (``lengths`` masking, ``reverse``, ``unroll``); ``steps``
     (``(T,)``) are the time indices of ``xs`` that ``lengths`` refers to (default
-    ``arange(T)``), so a chunk of a longer sequence can be run on its own.
+    ``arange(T)``), so a chunk of a longer sequence can be run on its own. ``matmul_dtype``
+    (e.g. ``jnp.bfloat16``) casts every matmul's operands to it, accumulating in the
+    operands' own dtype; gates, state and outputs keep that dtype.
     """
     if mode not in _MODES.values():
         raise ValueError(f"mode must be one of {sorted(_MODES.values())}, got {mode!r}")
@@ -306,4 +337,4 @@ def scan(
             steps = jnp.arange(xs.shape[0], dtype=jnp.int32)
         valid = _masks(lengths, steps)
     p = dict(params)
-    return _fused(mode, p, xs, carry, valid, reverse, unroll)
+    return _fused(mode, p, xs, carry, valid, reverse, unroll, matmul_dtype)

@@ -37,6 +37,7 @@ class _Recurrent(nn.Module):
     input_dropout: float = 0.0
     recurrent_dropout: float = 0.0
     remat: int | bool | None = None
+    matmul_dtype: Any = None
 
     mode: ClassVar[str]
 
@@ -84,8 +85,10 @@ class RNN(_Recurrent):
     do ``input_dropout`` and ``recurrent_dropout``: variational dropout with one mask per
     sequence shared by all time steps (:mod:`jaxrnn.dropout`), on each layer's input and on
     ``h`` where it enters ``W_hh``. ``remat`` (a chunk length, or ``True`` for ``ceil(√T)``)
-    checkpoints the time loop in chunks to bound activation memory on long sequences. The same
-    fields exist on :class:`LSTM` and :class:`GRU`.
+    checkpoints the time loop in chunks to bound activation memory on long sequences;
+    ``matmul_dtype`` (e.g. ``jnp.bfloat16``) runs the matmuls on operands of that dtype with
+    float32 sums (mixed precision, :func:`jaxrnn.scan.scan`). The same fields exist on
+    :class:`LSTM` and :class:`GRU`.
     """
 
     nonlinearity: Literal["tanh", "relu"] = "tanh"
@@ -105,7 +108,7 @@ class RNN(_Recurrent):
             params, x, hx, nonlinearity=self.nonlinearity, lengths=lengths,
             batch_first=self.batch_first, dropout=self.dropout, key=key, unroll=self.unroll,
             input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
-            remat=self.remat,
+            remat=self.remat, matmul_dtype=self.matmul_dtype,
         )  # fmt: skip
 
 
@@ -133,7 +136,7 @@ class LSTM(_Recurrent):
             params, x, hx, lengths=lengths, batch_first=self.batch_first,
             dropout=self.dropout, key=key, unroll=self.unroll,
             input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
-            remat=self.remat,
+            remat=self.remat, matmul_dtype=self.matmul_dtype,
         )  # fmt: skip
 
 
@@ -156,7 +159,7 @@ class GRU(_Recurrent):
             params, x, hx, lengths=lengths, batch_first=self.batch_first,
             dropout=self.dropout, key=key, unroll=self.unroll,
             input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
-            remat=self.remat,
+            remat=self.remat, matmul_dtype=self.matmul_dtype,
         )  # fmt: skip
 
 

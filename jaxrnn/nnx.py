@@ -6,7 +6,8 @@ Parameters are attributes named as in PyTorch's state_dict (``model.weight_ih_l0
 function. Dropout between layers runs in ``train()`` mode and is off after ``eval()``; so do
 the keyword options ``input_dropout`` and ``recurrent_dropout`` (variational dropout, one mask
 per sequence shared by all time steps, see :mod:`jaxrnn.dropout`). ``remat=`` (a chunk length,
-or ``True`` for ``ceil(√T)``) checkpoints the time loop in chunks for long sequences.
+or ``True`` for ``ceil(√T)``) checkpoints the time loop in chunks for long sequences, and
+``matmul_dtype=jnp.bfloat16`` runs the matmuls in bf16 with float32 sums (mixed precision).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class _Recurrent(nnx.Module):
         input_dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         remat: int | bool | None = None,
+        matmul_dtype: Any = None,
         rngs: nnx.Rngs,
     ):
         check_rate("dropout", dropout)
@@ -59,6 +61,7 @@ class _Recurrent(nnx.Module):
         self.recurrent_dropout = recurrent_dropout
         self.unroll = unroll
         self.remat = remat
+        self.matmul_dtype = matmul_dtype
         self.deterministic = False
         params = init_params(
             rngs.params(), self.layout, recurrent_init=recurrent_init, dtype=param_dtype
@@ -109,6 +112,7 @@ class RNN(_Recurrent):
         input_dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         remat: int | bool | None = None,
+        matmul_dtype: Any = None,
         rngs: nnx.Rngs,
     ):
         if nonlinearity not in ("tanh", "relu"):
@@ -118,7 +122,7 @@ class RNN(_Recurrent):
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
             recurrent_init=recurrent_init, unroll=unroll, param_dtype=param_dtype,
             input_dropout=input_dropout, recurrent_dropout=recurrent_dropout, remat=remat,
-            rngs=rngs,
+            matmul_dtype=matmul_dtype, rngs=rngs,
         )  # fmt: skip
 
     def __call__(
@@ -134,7 +138,7 @@ class RNN(_Recurrent):
             batch_first=self.batch_first, dropout=self.dropout,
             key=self._key(deterministic), unroll=self.unroll,
             input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
-            remat=self.remat,
+            remat=self.remat, matmul_dtype=self.matmul_dtype,
         )  # fmt: skip
 
 
@@ -155,7 +159,7 @@ class LSTM(_Recurrent):
             self.state_dict(), x, hx, lengths=lengths, batch_first=self.batch_first,
             dropout=self.dropout, key=self._key(deterministic), unroll=self.unroll,
             input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
-            remat=self.remat,
+            remat=self.remat, matmul_dtype=self.matmul_dtype,
         )  # fmt: skip
 
 
@@ -180,13 +184,14 @@ class GRU(_Recurrent):
         input_dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         remat: int | bool | None = None,
+        matmul_dtype: Any = None,
         rngs: nnx.Rngs,
     ):
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
             recurrent_init=recurrent_init, unroll=unroll, param_dtype=param_dtype,
             input_dropout=input_dropout, recurrent_dropout=recurrent_dropout, remat=remat,
-            rngs=rngs,
+            matmul_dtype=matmul_dtype, rngs=rngs,
         )  # fmt: skip
 
     def __call__(
@@ -201,7 +206,7 @@ class GRU(_Recurrent):
             self.state_dict(), x, hx, lengths=lengths, batch_first=self.batch_first,
             dropout=self.dropout, key=self._key(deterministic), unroll=self.unroll,
             input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
-            remat=self.remat,
+            remat=self.remat, matmul_dtype=self.matmul_dtype,
         )  # fmt: skip
 
 
