@@ -5,6 +5,7 @@ torch is imported only inside these functions, so ``import jaxrnn`` works withou
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +18,8 @@ def from_torch(module_or_state_dict: Any) -> dict[str, jax.Array]:
     """A ``torch.nn.{RNN,LSTM,GRU}`` (or its state_dict) as a dict of JAX arrays, same names.
 
     The result is what :func:`jaxrnn.functional.lstm` and friends, and the ``params`` of the
-    Flax modules, take. dtypes are kept (bfloat16 included).
+    Flax modules, take. dtypes are kept (bfloat16 included), except that float64 becomes
+    float32, with a warning, unless JAX's x64 mode is on.
     """
     import torch
 
@@ -32,6 +34,7 @@ def from_torch(module_or_state_dict: Any) -> dict[str, jax.Array]:
             f"got {type(module_or_state_dict).__name__}"
         )
     out = {}
+    narrowed = []
     for name, tensor in state.items():
         if not isinstance(tensor, torch.Tensor):
             raise TypeError(f"state_dict[{name!r}] is a {type(tensor).__name__}, not a tensor")
@@ -40,6 +43,15 @@ def from_torch(module_or_state_dict: Any) -> dict[str, jax.Array]:
             out[name] = jnp.asarray(tensor.float().numpy(), dtype=jnp.bfloat16)
         else:
             out[name] = jnp.asarray(tensor.numpy())
+            if tensor.dtype == torch.float64 and out[name].dtype != jnp.float64:
+                narrowed.append(name)
+    if narrowed:
+        warnings.warn(
+            f"from_torch: {len(narrowed)} float64 tensors (e.g. {narrowed[0]!r}) became float32 "
+            "because JAX's x64 mode is off; jax.config.update('jax_enable_x64', True) keeps them",
+            UserWarning,
+            stacklevel=2,
+        )
     return out
 
 

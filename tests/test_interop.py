@@ -100,6 +100,15 @@ def test_linen_params_load_strictly_into_torch():
     m.load_state_dict(to_torch(variables["params"]), strict=True)
 
 
+def test_float64_without_x64_warns_and_narrows():
+    m = torch_module(config("gru"), dtype=torch.float64)
+    with pytest.warns(
+        UserWarning, match=r"4 float64 tensors \(e.g. 'weight_ih_l0'\) became float32"
+    ):
+        params = from_torch(m)
+    assert all(p.dtype == jnp.float32 for p in params.values())
+
+
 def test_float64_round_trip_under_x64():
     m = torch_module(config("gru", num_layers=2), dtype=torch.float64)
     with jax.enable_x64(True):
