@@ -18,7 +18,11 @@ changes is how the loops are laid out for XLA:
   cell allows it (RNN, LSTM): per step this beats two matmuls, and beats hoisting ``x @ W_ih``
   out of the loop, whose ``(T, B, G*H)`` buffer must then be streamed through every step.
 
-Gradients are tested against ``jax.grad`` of the generic scan (``tests/test_fast_backward.py``).
+* ``matmul_dtype`` (e.g. bf16) casts the operands of every matmul, forward and backward, and
+  keeps sums, gates and state in the input's dtype: weights are cast once, before the loops.
+
+Gradients are tested against ``jax.grad`` of the generic scan (``tests/test_fast_backward.py``)
+and, with bf16 matmuls, against ``jax.grad`` of the same bf16 math (``tests/test_matmul_dtype.py``).
 """
 
 from __future__ import annotations
