@@ -1,9 +1,11 @@
 """``matmul_dtype=jnp.bfloat16``: mixed-precision matmuls on the fused loops, forward and backward.
 
-The reference is torch in float64 on the same weights. A bf16 product carries ~3 significant
+Two references. torch in float64 on the same weights: a bf16 product carries ~3 significant
 digits, so outputs and gradients must agree to bf16 accuracy (``TOL``) and, to show the
 option took effect, must *not* agree to float32 accuracy (``EXACT``), which the float32 path
-does (``tests/test_parity.py``, ``tests/test_gradients.py``).
+does (``tests/test_parity.py``, ``tests/test_gradients.py``). And ``jax.grad`` of the cells
+written out with bf16 matmuls that round as jaxrnn's backward does: the hand-written backward
+must equal it up to float32 summation order.
 """
 
 import itertools
