@@ -78,21 +78,18 @@ def _shifted(seq: Array, first: Array, reverse: bool) -> Array:
     return jnp.concatenate([first[None], seq[:-1]], axis=0)
 
 
-def _matmul(a: Array, b: Array, dtype) -> Array:
-    """``a @ b``; with a ``dtype``, the operands are cast to it and the product is accumulated
-    and returned in the operands' own promoted dtype (bf16 inputs, float32 sums)."""
-    if dtype is None:
-        return a @ b
-    out = jnp.result_type(a, b)
-    return jnp.matmul(a.astype(dtype), b.astype(dtype), preferred_element_type=out)
-
-
 def _contract(spec: str, a: Array, b: Array, dtype) -> Array:
-    """``jnp.einsum(spec, a, b)`` with the same casting as :func:`_matmul`."""
+    """``jnp.einsum(spec, a, b)``; with a ``dtype``, the operands are cast to it and the
+    product is accumulated and returned in their own promoted dtype (bf16 in, float32 sums)."""
     if dtype is None:
         return jnp.einsum(spec, a, b)
     out = jnp.result_type(a, b)
     return jnp.einsum(spec, a.astype(dtype), b.astype(dtype), preferred_element_type=out)
+
+
+def _matmul(a: Array, b: Array, dtype) -> Array:
+    """``a @ b`` for ``a (..., K)`` and ``b (K, N)``, cast as in :func:`_contract`."""
+    return a @ b if dtype is None else _contract("...k,kn->...n", a, b, dtype)
 
 
 def _cast(w: Array | None, dtype) -> Array | None:
