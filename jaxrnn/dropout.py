@@ -3,51 +3,46 @@
 Ordinary dropout draws a fresh mask at every time step, which destroys the recurrent state
 it is meant to regularize. Variational dropout draws ONE mask per sequence and reuses it at
 every step: on the layer's input ``x_t`` and on the state ``h_{t-1}`` where it enters the
-recurrent weights ``W_hh``.
-
-The masks travel in the cell's parameter mapping (``"input_mask"``, ``"recurrent_mask"``,
-each ``(B, F)``), so the wrapped cell is one fixed function per cell and the masks are
-ordinary traced arrays.
+recurrent weights ``W_hh``. The layers (:func:`jaxrnn.functional.stack`) draw the masks and
+hand the recurrent one to the kernel, so the fused loops keep running. :func:`variational`
+wraps a cell for use on its own, with the masks in its parameter mapping.
 """
 
 from __future__ import annotations
 
 import functools
+import numbers
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import cells
-from jaxrnn.cells import Array, Carry, Cell, Params
+from jaxrnn import families
+from jaxrnn.families.base import Array, Carry, Cell, Params, hidden_of
 
 INPUT_MASK = "input_mask"
 RECURRENT_MASK = "recurrent_mask"
 
-
-def check_rate(name: str, rate: float) -> None:
-    if not 0.0 <= rate < 1.0:
-        raise ValueError(f"{name} must lie in [0, 1), got {rate}")
+hidden_state = hidden_of
 
 
-def dropout_mask(key: Array, shape: tuple[int, ...], rate: float, dtype=jnp.float32) -> Array:
+def check_rate(name: str, rate: Any) -> None:
+    """A dropout rate must be a number in ``[0, 1]`` (``1`` drops everything, as PyTorch)."""
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate <= 1:
+        raise ValueError(f"{name} should be a number in range [0, 1], got {rate!r}")
+
+
+def dropout_mask(key: Array, shape: tuple[int, ...], rate: float, dtype: Any = jnp.float32) -> Array:
     """A dropout mask of ``shape``: ``0`` with probability ``rate``, else ``1 / (1 - rate)``."""
     check_rate("rate", rate)
+    if rate >= 1.0:
+        return jnp.zeros(shape, dtype)
     keep = jax.random.bernoulli(key, 1.0 - rate, shape)
     return jnp.where(keep, jnp.asarray(1.0 / (1.0 - rate), dtype), jnp.zeros((), dtype))
 
 
-def hidden_state(carry: Carry) -> Array:
-    """The part of a carry that feeds ``W_hh``: the carry, or ``h`` of an LSTM's ``(h, c)``."""
-    return carry[0] if isinstance(carry, tuple | list) else carry
-
-
-def _gru_cell(params: Params, carry: Array, x: Array, mask: Array) -> tuple[Array, Array]:
-    # The mask drops h where it enters W_hh only; the update h' = n + z (h - n) keeps the
-    # undropped h, as in Gal & Ghahramani's GRU and Keras's recurrent_dropout.
-    gi = cells.linear(x, params["weight_ih"], params.get("bias_ih"))
-    gh = cells.linear(carry * mask, params["weight_hh"], params.get("bias_hh"))
-    h = cells.gru_update(gi, gh, carry)
-    return h, h
+def _family_of(cell: Cell) -> families.Family | None:
+    return next((families.get(n) for n in families.names() if families.get(n).cell is cell), None)
 
 
 @functools.cache
@@ -57,9 +52,10 @@ def variational(cell: Cell) -> Cell:
     ``params["input_mask"]`` (``(B, I)``) multiplies every ``x_t``;
     ``params["recurrent_mask"]`` (``(B, H)``) multiplies ``h_{t-1}`` where it enters ``W_hh``.
     Either may be absent. Works for any cell whose carry is ``h`` or ``(h, ...)`` and in which
-    ``h_{t-1}`` is used only through ``W_hh`` (Elman, LSTM); the GRU, whose update also reads
-    ``h_{t-1}``, is handled exactly.
+    ``h_{t-1}`` is used only through ``W_hh`` (Elman, LSTM); a built-in family that reads it
+    elsewhere (the GRU's update) is handled exactly by its own masked step.
     """
+    family = _family_of(cell) or families.custom(cell)
 
     def dropped(params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]:
         params = dict(params)
@@ -67,13 +63,7 @@ def variational(cell: Cell) -> Cell:
         recurrent_mask = params.pop(RECURRENT_MASK, None)
         if input_mask is not None:
             x = x * input_mask
-        if recurrent_mask is None:
-            return cell(params, carry, x)
-        if cell is cells.gru_cell:
-            return _gru_cell(params, carry, x, recurrent_mask)
-        if isinstance(carry, tuple | list):
-            return cell(params, (carry[0] * recurrent_mask, *carry[1:]), x)
-        return cell(params, carry * recurrent_mask, x)
+        return family.step_with_mask(params, carry, x, recurrent_mask)
 
     dropped.__name__ = f"variational_{getattr(cell, '__name__', 'cell')}"
     return dropped
@@ -87,12 +77,10 @@ def with_masks(
     *,
     input_rate: float = 0.0,
     recurrent_rate: float = 0.0,
-    dtype=jnp.float32,
+    dtype: Any = jnp.float32,
 ) -> dict[str, Array]:
     """``params`` plus freshly drawn masks for :func:`variational` (none at rate 0)."""
-    check_rate("input_dropout", input_rate)
-    check_rate("recurrent_dropout", recurrent_rate)
-    h = hidden_state(carry)
+    h = hidden_of(carry)
     k_in, k_rec = jax.random.split(key)
     params = dict(params)
     if input_rate > 0.0:

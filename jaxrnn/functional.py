@@ -1,32 +1,105 @@
 """Stacked, bidirectional recurrent layers as pure functions over PyTorch-named parameters.
 
-:func:`rnn`, :func:`lstm` and :func:`gru` take the state_dict of the matching
-``torch.nn`` module (see :mod:`jaxrnn.interop`) and return what it returns, in the same
-shapes and order. :func:`stack` is the machinery under them and takes any cell.
+:func:`layer` runs any registered family (:mod:`jaxrnn.families`); :func:`rnn`, :func:`lstm`,
+:func:`gru` take the state_dict of the matching ``torch.nn`` module (see
+:mod:`jaxrnn.interop`) and return what it returns, in the same shapes and order.
+:func:`stack` is the machinery under them and also takes a user's own cell.
+
+Keyword options shared by every layer (:class:`Options`):
+
+* ``dropout``: between layers, on every layer's output but the last, as PyTorch (with a ``key``).
+* ``input_dropout``, ``recurrent_dropout``: variational dropout (Gal & Ghahramani 2016): one
+  mask per sequence, layer and direction, shared by all steps, on each layer's input and on
+  ``h`` where it enters the recurrence (with a ``key``; see :mod:`jaxrnn.dropout`).
+* ``unroll``: ``lax.scan``'s unroll.
+* ``remat``: a chunk length, or ``True`` for ``ceil(√T)``: checkpoints each layer's loop in
+  chunks, activation memory ``O(T / chunk + chunk)`` steps instead of ``O(T)``.
+* ``matmul_dtype``: e.g. ``jnp.bfloat16``: matmul operands in that dtype, sums in ``x``'s
+  (fused kernel only).
+* ``backend``: ``"auto"`` (the fastest kernel that runs the call), ``"fused"``, ``"scan"``,
+  or a plugin's (``"onednn"``); see :mod:`jaxrnn.kernels`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Literal
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, TypedDict
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
+from typing_extensions import Unpack
 
-from jaxrnn import cells
-from jaxrnn import dropout as vdropout
-from jaxrnn.cells import Array, Carry, Cell, Params
+from jaxrnn import families, kernels
+from jaxrnn.dropout import check_rate, dropout_mask
+from jaxrnn.families.base import Array, Carry, Cell, Family, Params, hidden_of
 from jaxrnn.params import Layout, layer_params, layout_of
-from jaxrnn.scan import check_matmul_dtype, scan
 
 
-def check_lengths(lengths, batch: int, steps: int) -> Array:
+class OptionKwargs(TypedDict, total=False):
+    """The keyword options of every layer function (see :class:`Options`)."""
+
+    dropout: float
+    input_dropout: float
+    recurrent_dropout: float
+    unroll: int | bool
+    remat: int | bool | None
+    matmul_dtype: DTypeLike | None
+    backend: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """How a layer runs, as one frozen value: dropout rates and loop settings.
+
+    See the module docstring for each field. ``Options.of(**kwargs)`` checks them.
+    """
+
+    dropout: float = 0.0
+    input_dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    unroll: int | bool = 1
+    remat: int | bool | None = None
+    matmul_dtype: Any = None
+    backend: str = "auto"
+
+    @classmethod
+    def of(cls, **kwargs: Unpack[OptionKwargs]) -> Options:
+        unknown = set(kwargs) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise TypeError(f"unexpected keyword arguments {sorted(unknown)}")
+        options = cls(**kwargs)  # type: ignore[arg-type]
+        for name in ("dropout", "input_dropout", "recurrent_dropout"):
+            check_rate(name, getattr(options, name))
+        kernels.remat_chunk(options.remat, 1)
+        if not isinstance(options.backend, str):
+            raise TypeError(f"backend must be a string, got {type(options.backend).__name__}")
+        return dataclasses.replace(options, matmul_dtype=check_matmul_dtype(options.matmul_dtype))
+
+
+def check_matmul_dtype(matmul_dtype: Any) -> Any:
+    """``matmul_dtype`` as a floating-point ``jnp.dtype`` (or ``None``); a clear error otherwise."""
+    if matmul_dtype is None:
+        return None
+    try:
+        dtype = jnp.dtype(matmul_dtype)
+    except TypeError as e:
+        raise TypeError(
+            f"matmul_dtype must be a dtype such as jnp.bfloat16, got {matmul_dtype!r}"
+        ) from e
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"matmul_dtype must be a floating-point dtype, got {dtype}")
+    return dtype
+
+
+def check_lengths(lengths: Any, batch: int, steps: int) -> Array:
     """Validate ``lengths`` against a ``(T, B)`` batch and return it as an int32 ``(B,)`` array.
 
-    Values are range-checked whenever they are concrete; under ``jax.jit`` only the shape and
-    dtype can be checked.
+    Values are range-checked whenever they are concrete. Under ``jax.jit`` they are clamped
+    to ``[1, T]`` (a defined result, never garbage); wrap the function in
+    ``checkify.checkify(f, errors=checkify.user_checks)`` to get an error instead.
     """
     lengths = jnp.asarray(lengths)
     if lengths.shape != (batch,):
@@ -39,51 +112,102 @@ def check_lengths(lengths, batch: int, steps: int) -> Array:
         values = np.asarray(lengths)
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
         values = None
-    if values is not None and values.size and (values.min() < 1 or values.max() > steps):
+    if values is not None:
+        if values.size and (values.min() < 1 or values.max() > steps):
+            raise ValueError(
+                f"lengths must lie in [1, T] = [1, {steps}], got min {values.min()} "
+                f"and max {values.max()}"
+            )
+        return lengths.astype(jnp.int32)
+    _runtime_check(
+        jnp.all((lengths >= 1) & (lengths <= steps)),
+        f"lengths must lie in [1, T] = [1, {steps}]",
+    )
+    return jnp.clip(lengths, 1, steps).astype(jnp.int32)
+
+
+def _runtime_check(ok: Array, message: str) -> None:
+    """A check on traced values: an error under ``checkify``, nothing otherwise."""
+    from jax.experimental import checkify
+
+    try:
+        checkify.check(ok, message)
+    except (ValueError, TypeError):  # not functionalized: no checkify around this call
+        pass
+
+
+def check_resets(resets: Any, steps: int, batch: int | None) -> Array:
+    """``resets`` as a ``(T, B)`` (``(T,)`` unbatched) bool array, or a clear error."""
+    if not hasattr(resets, "shape"):
+        resets = np.asarray(resets)
+    want = (steps,) if batch is None else (steps, batch)
+    if tuple(resets.shape) != want:
         raise ValueError(
-            f"lengths must lie in [1, T] = [1, {steps}], got min {values.min()} "
-            f"and max {values.max()}"
+            f"resets must have shape (T, B) = {want} (time-major after batch_first), got "
+            f"shape {tuple(resets.shape)}"
         )
-    return lengths.astype(jnp.int32)
+    if resets.dtype != jnp.bool_:
+        raise TypeError(f"resets must be a bool array, got dtype {resets.dtype}")
+    return jnp.asarray(resets)
 
 
 def _dropout(key: Array, x: Array, rate: float) -> Array:
+    if rate >= 1.0:
+        return jnp.zeros_like(x)
     keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
 
 
+def _reverse_resets(resets: Array) -> Array:
+    """Resets for the reverse direction: it restarts at each segment's last step, that is,
+    before step ``t`` when ``t + 1`` starts a new segment."""
+    return jnp.concatenate([resets[1:], jnp.zeros_like(resets[:1])], axis=0)
+
+
+def _as_family(cell: Cell | Family | str) -> Family:
+    if isinstance(cell, Family | str):
+        return families.get(cell)
+    if not callable(cell):
+        raise TypeError(f"cell must be a callable, a Family or a family name, got {cell!r}")
+    return families.custom(cell)
+
+
 def stack(
-    cell: Cell,
+    cell: Cell | Family | str,
     layers: Sequence[Sequence[Params]],
     x: Array,
     carries: Sequence[Sequence[Carry]],
     *,
     lengths: Array | None = None,
+    resets: Array | None = None,
     batch_first: bool = False,
-    dropout: float = 0.0,
     key: Array | None = None,
-    unroll: int | bool = 1,
-    input_dropout: float = 0.0,
-    recurrent_dropout: float = 0.0,
-    remat: int | bool | None = None,
-    matmul_dtype: DTypeLike | None = None,
+    **options: Unpack[OptionKwargs],
 ) -> tuple[Array, list[list[Carry]]]:
     """Run ``cell`` as a stacked, optionally bidirectional layer: ``x (T, B, I) -> (T, B, D*H)``.
 
+    ``cell`` is a family (or its name) or any cell ``cell(params, carry, x) -> (carry, y)``.
     ``layers[k][d]`` holds the cell parameters of layer ``k`` and direction ``d`` (``d = 1``,
     if present, runs backwards in time) and ``carries[k][d]`` its initial carry. Each layer
-    reads the concatenated outputs of both directions of the layer below. With ``dropout > 0``
-    and a ``key``, dropout is applied to every layer's output except the last, as in PyTorch.
-    ``input_dropout`` / ``recurrent_dropout`` (with a ``key``) are variational dropout
-    (:mod:`jaxrnn.dropout`): one mask per sequence, layer and direction, shared by all time
-    steps, on each layer's input and on ``h`` where it enters ``W_hh``. ``remat`` (a chunk
-    length, or ``True`` for ``ceil(√T)``) checkpoints each layer's loop in chunks, bounding
-    activation memory for long sequences (see :func:`jaxrnn.scan.scan`). ``matmul_dtype``
-    (e.g. ``jnp.bfloat16``) runs the matmuls, forward and backward, on operands cast to it with
-    sums in ``x``'s dtype (built-in cells only; see :func:`jaxrnn.scan.scan`).
-    ``x`` is ``(B, T, I)`` if ``batch_first``. Returns the output of the top layer and the
-    final carries, nested like ``carries``.
+    reads the concatenated outputs of both directions of the layer below. ``lengths``
+    (``(B,)``): PyTorch's packed-sequence semantics. ``resets`` (``(T, B)`` bool): the carry
+    restarts from its initial value before each step where it is true; the reverse direction
+    restarts at each segment's end. ``x`` is ``(B, T, I)`` if ``batch_first`` (and ``resets``
+    ``(B, T)``). Options: see :class:`Options`. Returns the top layer's output and the final
+    carries, nested like ``carries``.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxrnn
+        >>> def cell(p, h, x):
+        ...     h = jnp.tanh(x @ p["w"] + h)
+        ...     return h, h
+        >>> y, [[h]] = jaxrnn.stack(cell, [[{"w": jnp.ones((3, 2))}]], jnp.ones((5, 4, 3)),
+        ...                         [[jnp.zeros((4, 2))]])
+        >>> y.shape, h.shape
+        ((5, 4, 2), (4, 2))
     """
+    family = _as_family(cell)
+    opts = Options.of(**options)
     if not layers:
         raise ValueError("layers must hold at least one layer")
     directions = len(layers[0])
@@ -97,184 +221,213 @@ def stack(
             f"carries must be nested like layers ({len(layers)} x {directions}), got "
             f"{[len(c) for c in carries]}"
         )
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
-    if x.ndim != 3:
-        raise ValueError(f"x must be 3-D (T, B, I) or (B, T, I), got shape {x.shape}")
+    if x.ndim != 2 + family.feature_ndim:
+        raise ValueError(
+            f"x must be {2 + family.feature_ndim}-D (T, B, features...) or (B, T, ...), "
+            f"got shape {x.shape}"
+        )
     if batch_first:
         x = jnp.swapaxes(x, 0, 1)
-    if x.shape[0] == 0:
+        if resets is not None and getattr(resets, "ndim", 0) == 2:
+            resets = jnp.swapaxes(jnp.asarray(resets), 0, 1)
+    steps, batch = x.shape[0], x.shape[1]
+    if steps == 0:
         raise ValueError(f"x must have at least one time step, got T = 0 (shape {x.shape})")
+    valid = None
     if lengths is not None:
-        lengths = check_lengths(lengths, x.shape[1], x.shape[0])
-    vdropout.check_rate("input_dropout", input_dropout)
-    vdropout.check_rate("recurrent_dropout", recurrent_dropout)
-    apply_dropout = dropout > 0.0 and key is not None
-    if apply_dropout:
+        lengths = check_lengths(lengths, batch, steps)
+        valid = jnp.arange(steps, dtype=jnp.int32)[:, None] < lengths[None, :]
+    if resets is not None:
+        resets = check_resets(resets, steps, batch)
+    recurrent = opts.recurrent_dropout > 0.0 and key is not None
+    call = kernels.Call(
+        lengths=lengths is not None,
+        resets=resets is not None,
+        recurrent_dropout=recurrent,
+        matmul_dtype=opts.matmul_dtype,
+        forward_mode=kernels.forward_mode(layers, x, carries),
+    )
+    kernel = kernels.select(family, call, opts.backend)
+
+    if opts.dropout > 0.0 and key is not None:
         keys = jax.random.split(key, max(len(layers) - 1, 1))
-    variational = (input_dropout > 0.0 or recurrent_dropout > 0.0) and key is not None
-    matmul_dtype = check_matmul_dtype(matmul_dtype)
-    if matmul_dtype is not None and (input_dropout > 0.0 or recurrent_dropout > 0.0):
-        raise ValueError(
-            "matmul_dtype runs on the fused loops only, and variational dropout "
-            "(input_dropout / recurrent_dropout) takes the generic one; use one or the other"
-        )
+    variational = (opts.input_dropout > 0.0 or recurrent) and key is not None
     if variational:
         # fold_in keeps the between-layer dropout's keys what they are without this option
-        vkeys = jax.random.split(jax.random.fold_in(key, 1), (len(layers), directions))
-
+        vkeys = jax.random.split(jax.random.fold_in(key, 1), (len(layers), directions))  # type: ignore[arg-type]
     finals = []
     for k, (layer, layer_carries) in enumerate(zip(layers, carries, strict=True)):
         outs, layer_finals = [], []
         for d, (p, c) in enumerate(zip(layer, layer_carries, strict=True)):
-            step = cell
+            xd, mask = x, None
             if variational:
-                p = vdropout.with_masks(
-                    vkeys[k, d], p, c, x.shape[-1], input_rate=input_dropout,
-                    recurrent_rate=recurrent_dropout, dtype=x.dtype,
-                )  # fmt: skip
-                step = vdropout.variational(cell)
-            c, y = scan(
-                step, p, x, c, lengths=lengths, reverse=d == 1, unroll=unroll, remat=remat,
-                matmul_dtype=matmul_dtype,
+                k_in, k_rec = jax.random.split(vkeys[k, d])
+                if opts.input_dropout > 0.0:
+                    xd = x * dropout_mask(k_in, x.shape[1:], opts.input_dropout, x.dtype)
+                if recurrent:
+                    h = hidden_of(c)
+                    mask = dropout_mask(k_rec, h.shape, opts.recurrent_dropout, h.dtype)
+            r = None if resets is None else (_reverse_resets(resets) if d == 1 else resets)
+            c, y = kernels.run(
+                kernel, family, p, xd, c, init=c if r is not None else None, valid=valid,
+                resets=r, mask=mask, reverse=d == 1, unroll=opts.unroll, remat=opts.remat,
+                matmul_dtype=opts.matmul_dtype,
             )  # fmt: skip
             outs.append(y)
             layer_finals.append(c)
         finals.append(layer_finals)
         x = outs[0] if directions == 1 else jnp.concatenate(outs, axis=-1)
-        if apply_dropout and k < len(layers) - 1:
-            x = _dropout(keys[k], x, dropout)
+        if opts.dropout > 0.0 and key is not None and k < len(layers) - 1:
+            x = _dropout(keys[k], x, opts.dropout)
     if batch_first:
         x = jnp.swapaxes(x, 0, 1)
     return x, finals
 
 
-def _check_input(x, layout: Layout, batch_first: bool) -> tuple[Array, bool]:
-    """Return ``x`` as a 3-D array and whether it came batched."""
+# --- layers over PyTorch-named parameters --------------------------------------------------
+
+
+def _check_input(x: Any, layout: Layout, family: Family) -> tuple[Array, bool]:
+    """Return ``x`` as an array and whether it came batched."""
     if not hasattr(x, "dtype"):
         x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(f"input must be a floating-point array, got dtype {x.dtype}")
-    if x.ndim not in (2, 3):
+    rank = 1 + family.feature_ndim
+    if x.ndim not in (rank, rank + 1):
         raise ValueError(
-            f"input must be (T, B, I), (B, T, I) with batch_first, or unbatched (T, I); "
-            f"got shape {x.shape}"
+            f"input of a {family.name} must be {rank + 1}-D (T, B, ...) or (B, T, ...) with "
+            f"batch_first, or unbatched {rank}-D; got shape {x.shape}"
         )
     if x.shape[-1] != layout.input_size:
         raise ValueError(
             f"input has feature size {x.shape[-1]} but weight_ih_l0 expects input_size="
             f"{layout.input_size} (input shape {x.shape})"
         )
-    batched = x.ndim == 3
-    if not batched:
-        x = x[:, None] if not batch_first else x[None]
-    return x, batched
+    return x, x.ndim == rank + 1
 
 
-def _check_state(name: str, h, shape: tuple[int, ...], batched: bool) -> Array:
-    if not hasattr(h, "shape"):
-        raise TypeError(f"{name} must be an array of shape {shape}, got {type(h).__name__}")
-    want = shape if batched else (shape[0], shape[2])
-    if tuple(h.shape) != want:
-        raise ValueError(f"{name} should have shape {want}, got {tuple(h.shape)}")
-    if not jnp.issubdtype(h.dtype, jnp.floating):
-        raise TypeError(f"{name} must be a floating-point array, got dtype {h.dtype}")
-    h = jnp.asarray(h)
-    return h if batched else h[:, None]
-
-
-def _run(
-    mode: Literal["rnn", "lstm", "gru"],
-    cell: Cell,
-    params: Mapping[str, Array],
-    x,
-    hx,
-    *,
-    lengths,
-    batch_first: bool,
-    dropout: float,
-    key,
-    unroll,
-    input_dropout: float = 0.0,
-    recurrent_dropout: float = 0.0,
-    remat: int | bool | None = None,
-    matmul_dtype: DTypeLike | None = None,
-):
-    layout = layout_of(mode, params)
-    x, batched = _check_input(x, layout, batch_first)
-    if lengths is not None and not batched:
-        raise ValueError("lengths needs a batched input (T, B, I); got an unbatched (T, I)")
-    batch = x.shape[0] if batch_first else x.shape[1]
+def _initial_state(
+    family: Family, layout: Layout, hx: Any, batch_shape: tuple[int, ...], batched: bool, dtype
+) -> tuple[list[list[Carry]], Any]:
+    """``hx`` (stacked over layers x directions, or ``None``) split into per-layer carries."""
     n, ld = layout.num_layers * layout.num_directions, layout.num_directions
-    h_shape = (n, batch, layout.output_size)
-    c_shape = (n, batch, layout.hidden_size)
-    # A step's output has the promoted dtype of input, weights and state; the carry must
-    # start in it too (e.g. bfloat16 input with float32 weights), or the scan rejects it.
-    dtype = jnp.result_type(x, *params.values())
-    if mode == "lstm":
-        if hx is None:
-            hx = (jnp.zeros(h_shape, dtype), jnp.zeros(c_shape, dtype))
-        elif not isinstance(hx, tuple | list) or len(hx) != 2:
-            got = (
+    shapes = [(n, *s) for s in family.state_shapes(layout.sizes(0), batch_shape)]
+    names = family.state_names
+    want = [s if batched else (s[0], *s[2:]) for s in shapes]
+    if hx is None:
+        state = [jnp.zeros(s, family.state_dtype(dtype)) for s in shapes]
+    else:
+        parts = [hx] if len(shapes) == 1 and hasattr(hx, "shape") else hx
+        if not isinstance(parts, tuple | list) or len(parts) != len(shapes):
+            described = (
                 f"one array of shape {tuple(hx.shape)}"
                 if hasattr(hx, "shape")
                 else f"a {type(hx).__name__}" + (f" of {len(hx)}" if hasattr(hx, "__len__") else "")
             )
-            raise TypeError(
-                f"lstm expects hx=(h_0, c_0) with shapes {h_shape} and {c_shape}, got {got}"
+            expected = (
+                f"one array of shape {want[0]}"
+                if len(want) == 1
+                else "a tuple (" + ", ".join(f"{a} {s}" for a, s in zip(names, want, strict=True)) + ")"
             )
-        else:
-            hx = (
-                _check_state("h_0", hx[0], h_shape, batched),
-                _check_state("c_0", hx[1], c_shape, batched),
-            )
-            dtype = jnp.result_type(dtype, *hx)
-            hx = (hx[0].astype(dtype), hx[1].astype(dtype))
-        carries = [
-            [(hx[0][k * ld + d], hx[1][k * ld + d]) for d in range(ld)] for k in range(n // ld)
-        ]
-    else:
-        if hx is None:
-            hx = jnp.zeros(h_shape, dtype)
-        elif isinstance(hx, tuple | list):
-            raise TypeError(
-                f"{mode} expects hx as one array of shape {h_shape}, got a {type(hx).__name__}"
-            )
-        else:
-            hx = _check_state("hx", hx, h_shape, batched)
-            hx = hx.astype(jnp.result_type(dtype, hx))
-        carries = [[hx[k * ld + d] for d in range(ld)] for k in range(n // ld)]
+            raise TypeError(f"{family.name} expects hx as {expected}, got {described}")
+        state = []
+        for name, h, s in zip(names, parts, want, strict=True):
+            label = name.replace("_n", "_0")
+            if not hasattr(h, "shape"):
+                raise TypeError(f"{label} must be an array of shape {s}, got {type(h).__name__}")
+            if tuple(h.shape) != s:
+                raise ValueError(f"{label} should have shape {s}, got {tuple(h.shape)}")
+            if not jnp.issubdtype(h.dtype, jnp.inexact):
+                raise TypeError(f"{label} must be a floating-point array, got dtype {h.dtype}")
+            h = jnp.asarray(h)
+            state.append(h if batched else h[:, None])
+        dtype = jnp.result_type(dtype, *state)
+        state = [h.astype(family.state_dtype(dtype)) for h in state]
+    one = len(shapes) == 1
+    carries = [
+        [state[0][k * ld + d] if one else tuple(h[k * ld + d] for h in state) for d in range(ld)]
+        for k in range(layout.num_layers)
+    ]
+    return carries, dtype
 
+
+def layer(
+    family: str | Family,
+    params: Mapping[str, Array],
+    x: Array,
+    hx: Any = None,
+    *,
+    lengths: Array | None = None,
+    resets: Array | None = None,
+    batch_first: bool = False,
+    key: Array | None = None,
+    **options: Unpack[OptionKwargs],
+) -> tuple[Array, Any]:
+    """Any registered family as a stacked layer: ``x (T, B, I) -> (output, final state)``.
+
+    Args:
+        family: a family name (``"lstm"``; see :func:`jaxrnn.families.names`) or spec.
+        params: PyTorch-named parameters (``weight_ih_l0``, ...); depth, directions, bias and
+            sizes are read off them.
+        x: ``(T, B, I)``, ``(B, T, I)`` with ``batch_first``, or unbatched ``(T, I)``
+            (ConvLSTM: ``(T, B, Hs, Ws, C)``).
+        hx: the initial state, stacked over layers and directions like PyTorch's ``h_0``
+            (``(D*L, B, H)``, or a tuple such as ``(h_0, c_0)``); zeros if ``None``.
+        lengths: ``(B,)`` ints in ``[1, T]``: PyTorch's packed-sequence semantics (each
+            sequence stops at its length, padded outputs are zero, the reverse direction starts
+            at each sequence's last valid step).
+        resets: ``(T, B)`` bool (``(B, T)`` with ``batch_first``): the carry restarts from
+            ``hx`` before each step where true (episode starts).
+        batch_first: ``x`` (and ``resets``, the output) batch-major.
+        key: a PRNG key; dropout runs only with one.
+        **options: see :class:`Options` (``dropout``, ``input_dropout``, ``recurrent_dropout``,
+            ``unroll``, ``remat``, ``matmul_dtype``, ``backend``).
+
+    Returns:
+        ``output (T, B, D*H_out)`` (batch-major with ``batch_first``) and the final state,
+        stacked like ``hx`` (``h_n (D*L, B, H)``, or a tuple such as ``(h_n, c_n)``).
+
+    Example:
+        >>> import jax, jaxrnn
+        >>> from jaxrnn.params import Layout, init_params
+        >>> p = init_params(jax.random.key(0), Layout("gru", 3, 8, num_layers=2))
+        >>> y, h_n = jaxrnn.layer("gru", p, jax.numpy.ones((5, 4, 3)))
+        >>> y.shape, h_n.shape
+        ((5, 4, 8), (2, 4, 8))
+    """
+    spec = families.get(family)
+    layout = layout_of(spec, params)
+    x, batched = _check_input(x, layout, spec)
+    if lengths is not None and not batched:
+        raise ValueError("lengths needs a batched input (T, B, I); got an unbatched (T, I)")
+    if not batched:
+        x = x[:, None] if not batch_first else x[None]
+        if resets is not None:
+            resets = jnp.asarray(check_resets(resets, x.shape[1 if batch_first else 0], None))
+            resets = resets[None] if batch_first else resets[:, None]
+    batch_shape = tuple(x.shape[:1] if batch_first else x.shape[1:2]) + tuple(x.shape[2:-1])
+    # A step's output has the promoted dtype of input, weights and state; the carry must
+    # start in it too (e.g. bfloat16 input with float32 weights), or the scan rejects it.
+    dtype = jnp.result_type(x, *params.values())
+    carries, _ = _initial_state(spec, layout, hx, batch_shape, batched, dtype)
     layers = [
-        [layer_params(params, k, reverse=d == 1) for d in range(ld)]
+        [layer_params(params, k, reverse=d == 1) for d in range(layout.num_directions)]
         for k in range(layout.num_layers)
     ]
     out, finals = stack(
-        cell,
-        layers,
-        x,
-        carries,
-        lengths=lengths,
-        batch_first=batch_first,
-        dropout=dropout,
-        key=key,
-        unroll=unroll,
-        input_dropout=input_dropout,
-        recurrent_dropout=recurrent_dropout,
-        remat=remat,
-        matmul_dtype=matmul_dtype,
-    )
+        spec, layers, x, carries, lengths=lengths, resets=resets, batch_first=batch_first,
+        key=key, **options,
+    )  # fmt: skip
     flat = [c for layer in finals for c in layer]
-    if mode == "lstm":
-        h_n = jnp.stack([h for h, _ in flat])
-        c_n = jnp.stack([c for _, c in flat])
-        if not batched:
-            out, h_n, c_n = out[:, 0] if not batch_first else out[0], h_n[:, 0], c_n[:, 0]
-        return out, (h_n, c_n)
-    h_n = jnp.stack(flat)
+    if len(spec.state_names) == 1:
+        state: Any = jnp.stack(flat)
+    else:
+        state = tuple(jnp.stack(parts) for parts in zip(*flat, strict=True))
     if not batched:
-        out, h_n = out[:, 0] if not batch_first else out[0], h_n[:, 0]
-    return out, h_n
+        out = out[:, 0] if not batch_first else out[0]
+        state = jax.tree.map(lambda s: s[:, 0], state)
+    return out, state
 
 
 def rnn(
@@ -284,32 +437,30 @@ def rnn(
     *,
     nonlinearity: Literal["tanh", "relu"] = "tanh",
     lengths: Array | None = None,
+    resets: Array | None = None,
     batch_first: bool = False,
-    dropout: float = 0.0,
     key: Array | None = None,
-    unroll: int | bool = 1,
-    input_dropout: float = 0.0,
-    recurrent_dropout: float = 0.0,
-    remat: int | bool | None = None,
-    matmul_dtype: DTypeLike | None = None,
+    **options: Unpack[OptionKwargs],
 ) -> tuple[Array, Array]:
     """Elman RNN, as ``torch.nn.RNN``: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, H))``.
 
-    ``params`` are ``torch.nn.RNN``'s state_dict names; depth, directions and bias are read
-    off them. ``lengths`` (``(B,)``) gives packed-sequence semantics; ``x`` is ``(B, T, I)``
-    with ``batch_first`` and may be unbatched ``(T, I)``. ``dropout`` (between layers, as
-    PyTorch) and the variational ``input_dropout``/``recurrent_dropout`` (see :func:`stack`)
-    apply only when a ``key`` is given; ``remat`` checkpoints the time loop in chunks and
-    ``matmul_dtype`` (e.g. ``jnp.bfloat16``) sets the matmuls' operand dtype (see
-    :func:`stack`). The same holds for :func:`lstm` and :func:`gru`.
+    ``params`` are ``torch.nn.RNN``'s state_dict names; the other arguments as :func:`layer`.
+
+    Example:
+        >>> import jax, jaxrnn
+        >>> from jaxrnn.params import Layout, init_params
+        >>> p = init_params(jax.random.key(0), Layout("rnn_tanh", 3, 8, bidirectional=True))
+        >>> y, h_n = jaxrnn.rnn(p, jax.numpy.ones((5, 4, 3)))
+        >>> y.shape, h_n.shape
+        ((5, 4, 16), (2, 4, 8))
     """
-    cell = {"tanh": cells.rnn_tanh_cell, "relu": cells.rnn_relu_cell}.get(nonlinearity)
-    if cell is None:
-        raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-    return _run(
-        "rnn", cell, params, x, hx, lengths=lengths, batch_first=batch_first,
-        dropout=dropout, key=key, unroll=unroll, input_dropout=input_dropout,
-        recurrent_dropout=recurrent_dropout, remat=remat, matmul_dtype=matmul_dtype,
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(
+            f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'."
+        )
+    return layer(
+        f"rnn_{nonlinearity}", params, x, hx, lengths=lengths, resets=resets,
+        batch_first=batch_first, key=key, **options,
     )  # fmt: skip
 
 
@@ -319,24 +470,28 @@ def lstm(
     hx: tuple[Array, Array] | None = None,
     *,
     lengths: Array | None = None,
+    resets: Array | None = None,
     batch_first: bool = False,
-    dropout: float = 0.0,
     key: Array | None = None,
-    unroll: int | bool = 1,
-    input_dropout: float = 0.0,
-    recurrent_dropout: float = 0.0,
-    remat: int | bool | None = None,
-    matmul_dtype: DTypeLike | None = None,
+    **options: Unpack[OptionKwargs],
 ) -> tuple[Array, tuple[Array, Array]]:
     """LSTM, as ``torch.nn.LSTM``: ``x (T, B, I) -> (output, (h_n, c_n))``.
 
     ``output`` is ``(T, B, D*P)``, ``h_n`` ``(D*L, B, P)`` and ``c_n`` ``(D*L, B, H)``, where
-    ``P`` is ``proj_size`` when ``weight_hr_l*`` are present and ``H`` otherwise.
+    ``P`` is ``proj_size`` when ``weight_hr_l*`` are present and ``H`` otherwise. The other
+    arguments as :func:`layer`.
+
+    Example:
+        >>> import jax, jaxrnn
+        >>> from jaxrnn.params import Layout, init_params
+        >>> p = init_params(jax.random.key(0), Layout("lstm", 3, 8, proj_size=4))
+        >>> y, (h_n, c_n) = jaxrnn.lstm(p, jax.numpy.ones((5, 4, 3)))
+        >>> y.shape, h_n.shape, c_n.shape
+        ((5, 4, 4), (1, 4, 4), (1, 4, 8))
     """
-    return _run(
-        "lstm", cells.lstm_cell, params, x, hx, lengths=lengths, batch_first=batch_first,
-        dropout=dropout, key=key, unroll=unroll, input_dropout=input_dropout,
-        recurrent_dropout=recurrent_dropout, remat=remat, matmul_dtype=matmul_dtype,
+    return layer(
+        "lstm", params, x, hx, lengths=lengths, resets=resets, batch_first=batch_first,
+        key=key, **options,
     )  # fmt: skip
 
 
@@ -346,18 +501,86 @@ def gru(
     hx: Array | None = None,
     *,
     lengths: Array | None = None,
+    resets: Array | None = None,
     batch_first: bool = False,
-    dropout: float = 0.0,
     key: Array | None = None,
-    unroll: int | bool = 1,
-    input_dropout: float = 0.0,
-    recurrent_dropout: float = 0.0,
-    remat: int | bool | None = None,
-    matmul_dtype: DTypeLike | None = None,
+    **options: Unpack[OptionKwargs],
 ) -> tuple[Array, Array]:
-    """GRU, as ``torch.nn.GRU``: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, H))``."""
-    return _run(
-        "gru", cells.gru_cell, params, x, hx, lengths=lengths, batch_first=batch_first,
-        dropout=dropout, key=key, unroll=unroll, input_dropout=input_dropout,
-        recurrent_dropout=recurrent_dropout, remat=remat, matmul_dtype=matmul_dtype,
+    """GRU, as ``torch.nn.GRU``: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, H))``.
+
+    The other arguments as :func:`layer`.
+
+    Example:
+        >>> import jax, jaxrnn
+        >>> from jaxrnn.params import Layout, init_params
+        >>> p = init_params(jax.random.key(0), Layout("gru", 3, 8))
+        >>> y, h_n = jaxrnn.gru(p, jax.numpy.ones((4, 5, 3)), batch_first=True)
+        >>> y.shape, h_n.shape
+        ((4, 5, 8), (1, 4, 8))
+    """
+    return layer(
+        "gru", params, x, hx, lengths=lengths, resets=resets, batch_first=batch_first,
+        key=key, **options,
+    )  # fmt: skip
+
+
+def layernorm_lstm(
+    params: Mapping[str, Array],
+    x: Array,
+    hx: tuple[Array, Array] | None = None,
+    *,
+    lengths: Array | None = None,
+    resets: Array | None = None,
+    batch_first: bool = False,
+    key: Array | None = None,
+    **options: Unpack[OptionKwargs],
+) -> tuple[Array, tuple[Array, Array]]:
+    """Layer-normalised LSTM (:mod:`jaxrnn.families.layernorm_lstm`, Ba et al. 2016):
+    ``x (T, B, I) -> (output (T, B, D*H), (h_n, c_n) each (D*L, B, H))``.
+
+    The other arguments as :func:`layer`.
+
+    Example:
+        >>> import jax, jaxrnn
+        >>> from jaxrnn.params import Layout, init_params
+        >>> p = init_params(jax.random.key(0), Layout("layernorm_lstm", 3, 8))
+        >>> y, (h_n, c_n) = jaxrnn.layernorm_lstm(p, jax.numpy.ones((5, 4, 3)))
+        >>> y.shape, c_n.shape
+        ((5, 4, 8), (1, 4, 8))
+    """
+    return layer(
+        "layernorm_lstm", params, x, hx, lengths=lengths, resets=resets,
+        batch_first=batch_first, key=key, **options,
+    )  # fmt: skip
+
+
+def convlstm(
+    params: Mapping[str, Array],
+    x: Array,
+    hx: tuple[Array, Array] | None = None,
+    *,
+    lengths: Array | None = None,
+    resets: Array | None = None,
+    batch_first: bool = False,
+    key: Array | None = None,
+    **options: Unpack[OptionKwargs],
+) -> tuple[Array, tuple[Array, Array]]:
+    """Convolutional LSTM (:mod:`jaxrnn.families.convlstm`, Shi et al. 2015):
+    ``x (T, B, Hs, Ws, C_in) -> (output (T, B, Hs, Ws, D*C), (h_n, c_n))``, each state
+    ``(D*L, B, Hs, Ws, C)``.
+
+    The other arguments as :func:`layer`.
+
+    Example:
+        >>> import jax, jaxrnn
+        >>> from jaxrnn.params import Layout, init_params
+        >>> layout = Layout("convlstm", 2, 4, options=(("kernel_size", (3, 3)),))
+        >>> p = init_params(jax.random.key(0), layout)
+        >>> y, (h_n, c_n) = jaxrnn.convlstm(p, jax.numpy.ones((5, 1, 8, 8, 2)))
+        >>> y.shape, h_n.shape
+        ((5, 1, 8, 8, 4), (1, 1, 8, 8, 4))
+    """
+    return layer(
+        "convlstm", params, x, hx, lengths=lengths, resets=resets, batch_first=batch_first,
+        key=key, **options,
     )  # fmt: skip

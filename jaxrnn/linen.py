@@ -1,28 +1,49 @@
 """``flax.linen`` modules with ``torch.nn.{RNN,LSTM,GRU}``'s constructor and parameter names.
 
-Each module declares its parameters under PyTorch's state_dict names and calls the matching
-function of :mod:`jaxrnn.functional`; there is no other logic here. So
-``LSTM(...).apply({"params": jaxrnn.interop.from_torch(torch_lstm)}, x)`` reproduces
-``torch_lstm(x)``.
+:class:`Recurrent` runs any registered family (:mod:`jaxrnn.families`): it declares the
+parameters under PyTorch's state_dict names and calls :func:`jaxrnn.functional.layer`; there
+is no other logic here. :class:`RNN`, :class:`LSTM`, :class:`GRU` and the other named layers
+only fix the family. So ``LSTM(...).apply({"params": jaxrnn.interop.from_torch(torch_lstm)},
+x)`` reproduces ``torch_lstm(x)``.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import attention, functional
-from jaxrnn.params import Layout, RecurrentInit, init_param
+from jaxrnn import attention, families, functional
+from jaxrnn.params import Layout, RecurrentInit, check_constructor, init_param
 
 Array = jax.Array
 
 
-class _Recurrent(nn.Module):
-    """Shared fields of :class:`RNN`, :class:`LSTM` and :class:`GRU` (PyTorch's, plus three)."""
+class Recurrent(nn.Module):
+    """Any registered family as a stacked layer: ``x (T, B, I) -> (output, final state)``.
+
+    Fields are PyTorch's constructor arguments (``hidden_size``, ``num_layers``, ``bias``,
+    ``batch_first``, ``dropout``, ``bidirectional``, ``proj_size``) plus ``family`` (a
+    registered name), ``options`` (the family's own shape options as ``(name, value)``
+    pairs), ``deterministic`` (dropout off; field or call argument; dropout needs a
+    ``"dropout"`` rng), ``recurrent_init`` (``"uniform"`` as PyTorch, or ``"orthogonal"``),
+    ``param_dtype`` and the layer options of :class:`jaxrnn.functional.Options`
+    (``input_dropout``, ``recurrent_dropout``, ``unroll``, ``remat``, ``matmul_dtype``,
+    ``backend``). The call takes ``x``, ``hx`` and ``lengths``/``resets`` as
+    :func:`jaxrnn.functional.layer` does.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxrnn.linen import Recurrent
+        >>> layer = Recurrent(8, family="layernorm_lstm", bidirectional=True)
+        >>> x = jnp.ones((5, 4, 3))
+        >>> y, (h_n, c_n) = layer.apply(layer.init(jax.random.key(0), x), x)
+        >>> y.shape, h_n.shape
+        ((5, 4, 16), (2, 4, 8))
+    """
 
     hidden_size: int
     num_layers: int = 1
@@ -30,6 +51,9 @@ class _Recurrent(nn.Module):
     batch_first: bool = False
     dropout: float = 0.0
     bidirectional: bool = False
+    proj_size: int = 0
+    family: str = ""
+    options: tuple[tuple[str, Any], ...] = ()
     deterministic: bool | None = None
     recurrent_init: RecurrentInit = "uniform"
     unroll: int = 1
@@ -38,32 +62,44 @@ class _Recurrent(nn.Module):
     recurrent_dropout: float = 0.0
     remat: int | bool | None = None
     matmul_dtype: Any = None
+    backend: str = "auto"
 
-    mode: ClassVar[str]
+    def __post_init__(self) -> None:
+        check_constructor(
+            input_size=None, hidden_size=self.hidden_size, num_layers=self.num_layers,
+            bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
+            bidirectional=self.bidirectional, proj_size=self.proj_size,
+        )  # fmt: skip
+        super().__post_init__()
+
+    def family_name(self) -> str:
+        return self.family
 
     def _layout(self, input_size: int) -> Layout:
         return Layout(
-            self.mode,
-            input_size,
-            self.hidden_size,
-            self.num_layers,
-            self.bias,
-            self.bidirectional,
-            getattr(self, "proj_size", 0),
-        )
+            self.family_name(), input_size, self.hidden_size, self.num_layers, self.bias,
+            self.bidirectional, self.proj_size, tuple(sorted(self.options)),
+        )  # fmt: skip
 
-    def _params_and_key(self, x: Array, deterministic: bool | None):
+    @nn.compact
+    def __call__(
+        self,
+        x: Array,
+        hx: Any = None,
+        *,
+        lengths: Array | None = None,
+        resets: Array | None = None,
+        deterministic: bool | None = None,
+    ) -> tuple[Array, Any]:
         layout = self._layout(x.shape[-1])
+        layout.spec.check_sizes(layout.sizes(0))
         params = {
             name: self.param(
                 name,
                 functools.partial(
-                    init_param,
-                    name=name,
-                    hidden_size=self.hidden_size,
-                    recurrent_init=self.recurrent_init,
+                    init_param, name=name, layout=layout, recurrent_init=self.recurrent_init,
                     dtype=self.param_dtype,
-                ),
+                ),  # fmt: skip
                 shape,
             )
             for name, shape in layout.shapes().items()
@@ -74,92 +110,65 @@ class _Recurrent(nn.Module):
             "deterministic", self.deterministic, deterministic
         ):
             key = self.make_rng("dropout")
-        return params, key
+        return functional.layer(
+            layout.family, params, x, hx, lengths=lengths, resets=resets,
+            batch_first=self.batch_first, key=key, dropout=self.dropout,
+            input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
+            unroll=self.unroll, remat=self.remat, matmul_dtype=self.matmul_dtype,
+            backend=self.backend,
+        )  # fmt: skip
 
 
-class RNN(_Recurrent):
-    """Elman RNN: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*num_layers, B, H))``.
+class RNN(Recurrent):
+    """Elman RNN, ``torch.nn.RNN``: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, H))``.
 
-    ``lengths`` (``(B,)``) gives PyTorch's packed-sequence semantics. Dropout between layers
-    runs when ``deterministic=False`` (field or call argument) with a ``"dropout"`` rng, as
-    do ``input_dropout`` and ``recurrent_dropout``: variational dropout with one mask per
-    sequence shared by all time steps (:mod:`jaxrnn.dropout`), on each layer's input and on
-    ``h`` where it enters ``W_hh``. ``remat`` (a chunk length, or ``True`` for ``ceil(√T)``)
-    checkpoints the time loop in chunks to bound activation memory on long sequences;
-    ``matmul_dtype`` (e.g. ``jnp.bfloat16``) runs the matmuls on operands of that dtype with
-    float32 sums (mixed precision, :func:`jaxrnn.scan.scan`). The same fields exist on
-    :class:`LSTM` and :class:`GRU`.
+    ``nonlinearity`` is ``"tanh"`` or ``"relu"``; everything else as :class:`Recurrent`.
     """
 
     nonlinearity: Literal["tanh", "relu"] = "tanh"
-    mode: ClassVar[str] = "rnn"
 
-    @nn.compact
-    def __call__(
-        self,
-        x: Array,
-        hx: Array | None = None,
-        *,
-        lengths: Array | None = None,
-        deterministic: bool | None = None,
-    ) -> tuple[Array, Array]:
-        params, key = self._params_and_key(x, deterministic)
-        return functional.rnn(
-            params, x, hx, nonlinearity=self.nonlinearity, lengths=lengths,
-            batch_first=self.batch_first, dropout=self.dropout, key=key, unroll=self.unroll,
-            input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
-            remat=self.remat, matmul_dtype=self.matmul_dtype,
-        )  # fmt: skip
+    def family_name(self) -> str:
+        if self.nonlinearity not in ("tanh", "relu"):
+            raise ValueError(
+                f"Unknown nonlinearity '{self.nonlinearity}'. Select from 'tanh' or 'relu'."
+            )
+        return f"rnn_{self.nonlinearity}"
 
 
-class LSTM(_Recurrent):
-    """LSTM: ``x (T, B, I) -> (output (T, B, D*P), (h_n (D*L, B, P), c_n (D*L, B, H)))``.
+class LSTM(Recurrent):
+    """LSTM, ``torch.nn.LSTM``: ``x (T, B, I) -> (output (T, B, D*P), (h_n (D*L, B, P),
+    c_n (D*L, B, H)))``; ``proj_size > 0`` adds PyTorch's output projection (``P``)."""
 
-    ``proj_size > 0`` adds PyTorch's output projection ``weight_hr`` (``P = proj_size``,
-    otherwise ``P = hidden_size``).
-    """
-
-    proj_size: int = 0
-    mode: ClassVar[str] = "lstm"
-
-    @nn.compact
-    def __call__(
-        self,
-        x: Array,
-        hx: tuple[Array, Array] | None = None,
-        *,
-        lengths: Array | None = None,
-        deterministic: bool | None = None,
-    ) -> tuple[Array, tuple[Array, Array]]:
-        params, key = self._params_and_key(x, deterministic)
-        return functional.lstm(
-            params, x, hx, lengths=lengths, batch_first=self.batch_first,
-            dropout=self.dropout, key=key, unroll=self.unroll,
-            input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
-            remat=self.remat, matmul_dtype=self.matmul_dtype,
-        )  # fmt: skip
+    family: str = families.lstm.LSTM.name
 
 
-class GRU(_Recurrent):
-    """GRU: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*num_layers, B, H))``."""
+class GRU(Recurrent):
+    """GRU, ``torch.nn.GRU``: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, H))``."""
 
-    mode: ClassVar[str] = "gru"
+    family: str = families.gru.GRU.name
 
-    @nn.compact
-    def __call__(
-        self,
-        x: Array,
-        hx: Array | None = None,
-        *,
-        lengths: Array | None = None,
-        deterministic: bool | None = None,
-    ) -> tuple[Array, Array]:
-        params, key = self._params_and_key(x, deterministic)
-        return functional.gru(
-            params, x, hx, lengths=lengths, batch_first=self.batch_first,
-            dropout=self.dropout, key=key, unroll=self.unroll,
-            input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
-            remat=self.remat, matmul_dtype=self.matmul_dtype,
+
+class LayerNormLSTM(Recurrent):
+    """Layer-normalised LSTM (Ba et al. 2016; :mod:`jaxrnn.families.layernorm_lstm`), with
+    :class:`LSTM`'s shapes (no projection)."""
+
+    family: str = families.layernorm_lstm.LAYERNORM_LSTM.name
+
+
+class ConvLSTM(Recurrent):
+    """Convolutional LSTM (Shi et al. 2015; :mod:`jaxrnn.families.convlstm`):
+    ``x (T, B, Hs, Ws, C_in) -> (output (T, B, Hs, Ws, D*C), (h_n, c_n))``; ``hidden_size``
+    is the channel count ``C``, ``kernel_size`` an int or ``(kh, kw)``."""
+
+    family: str = families.convlstm.CONVLSTM.name
+    kernel_size: int | tuple[int, int] = 3
+
+    def _layout(self, input_size: int) -> Layout:
+        k = self.kernel_size
+        kernel = (k, k) if isinstance(k, int) else tuple(k)
+        return Layout(
+            self.family, input_size, self.hidden_size, self.num_layers, self.bias,
+            self.bidirectional, self.proj_size, (("kernel_size", kernel),),
         )  # fmt: skip
 
 

@@ -1,13 +1,13 @@
 """``flax.nnx`` modules with ``torch.nn.{RNN,LSTM,GRU}``'s constructor and parameter names.
 
-Parameters are attributes named as in PyTorch's state_dict (``model.weight_ih_l0``), so
+:class:`Recurrent` runs any registered family (:mod:`jaxrnn.families`); :class:`RNN`,
+:class:`LSTM`, :class:`GRU` and the other named layers only fix the family. Parameters are
+attributes named as in PyTorch's state_dict (``model.weight_ih_l0``), so
 ``model.load_state_dict(jaxrnn.interop.from_torch(torch_lstm))`` loads PyTorch weights and
-``model.state_dict()`` gives them back. The call is the matching :mod:`jaxrnn.functional`
-function. Dropout between layers runs in ``train()`` mode and is off after ``eval()``; so do
-the keyword options ``input_dropout`` and ``recurrent_dropout`` (variational dropout, one mask
-per sequence shared by all time steps, see :mod:`jaxrnn.dropout`). ``remat=`` (a chunk length,
-or ``True`` for ``ceil(√T)``) checkpoints the time loop in chunks for long sequences, and
-``matmul_dtype=jnp.bfloat16`` runs the matmuls in bf16 with float32 sums (mixed precision).
+``model.state_dict()`` gives them back. The call is :func:`jaxrnn.functional.layer`. Dropout
+(between layers, and the variational ``input_dropout``/``recurrent_dropout``) runs in
+``train()`` mode and is off after ``eval()``; like PyTorch's, the rates are plain attributes
+that may be changed at any time.
 """
 
 from __future__ import annotations
@@ -19,15 +19,34 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxrnn import attention, functional
+from jaxrnn import attention, families, functional
 from jaxrnn.dropout import check_rate
-from jaxrnn.params import Layout, RecurrentInit, init_params, layout_of
+from jaxrnn.params import Layout, RecurrentInit, check_constructor, init_params, layout_of
 
 Array = jax.Array
 
 
-class _Recurrent(nnx.Module):
-    mode: ClassVar[str]
+class Recurrent(nnx.Module):
+    """Any registered family as a stacked layer: ``x (T, B, I) -> (output, final state)``.
+
+    Positional arguments are PyTorch's (``input_size, hidden_size, num_layers, bias,
+    batch_first, dropout, bidirectional, proj_size``); ``family`` names a registered family
+    (the named subclasses fix it), ``options`` holds its own shape options
+    (``{"kernel_size": (3, 3)}``), and the layer options of
+    :class:`jaxrnn.functional.Options` are keywords. ``rngs`` draws the parameters and, in
+    ``train()`` mode, the dropout masks.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> from jaxrnn.nnx import Recurrent
+        >>> layer = Recurrent(3, 8, 2, family="layernorm_lstm", rngs=nnx.Rngs(0))
+        >>> y, (h_n, c_n) = layer(jnp.ones((5, 4, 3)))
+        >>> y.shape, h_n.shape
+        ((5, 4, 8), (2, 4, 8))
+    """
+
+    family_name: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -40,21 +59,30 @@ class _Recurrent(nnx.Module):
         bidirectional: bool = False,
         proj_size: int = 0,
         *,
+        family: str | None = None,
+        options: Mapping[str, Any] | None = None,
         recurrent_init: RecurrentInit = "uniform",
-        unroll: int = 1,
         param_dtype: Any = jnp.float32,
         input_dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
+        unroll: int = 1,
         remat: int | bool | None = None,
         matmul_dtype: Any = None,
+        backend: str = "auto",
         rngs: nnx.Rngs,
     ):
-        check_rate("dropout", dropout)
+        check_constructor(
+            input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, bias=bias,
+            batch_first=batch_first, dropout=dropout, bidirectional=bidirectional,
+            proj_size=proj_size,
+        )  # fmt: skip
         check_rate("input_dropout", input_dropout)
         check_rate("recurrent_dropout", recurrent_dropout)
+        spec = families.get(family or self.family_name)
         self.layout = Layout(
-            self.mode, input_size, hidden_size, num_layers, bias, bidirectional, proj_size
-        )
+            spec.name, input_size, hidden_size, num_layers, bias, bidirectional, proj_size,
+            tuple(sorted((options or {}).items())),
+        )  # fmt: skip
         self.batch_first = batch_first
         self.dropout = dropout
         self.input_dropout = input_dropout
@@ -62,14 +90,15 @@ class _Recurrent(nnx.Module):
         self.unroll = unroll
         self.remat = remat
         self.matmul_dtype = matmul_dtype
+        self.backend = backend
         self.deterministic = False
         params = init_params(
             rngs.params(), self.layout, recurrent_init=recurrent_init, dtype=param_dtype
         )
         for name, value in params.items():
             setattr(self, name, nnx.Param(value))
-        stochastic = max(dropout, input_dropout, recurrent_dropout) > 0.0
-        self.rngs = rngs.fork() if stochastic else nnx.data(None)
+        # Kept even at rate 0, so that dropout can be switched on later, as in PyTorch.
+        self.rngs = rngs.fork()
 
     def state_dict(self) -> dict[str, Array]:
         """The parameters under PyTorch's names (see :func:`jaxrnn.interop.to_torch`)."""
@@ -77,7 +106,7 @@ class _Recurrent(nnx.Module):
 
     def load_state_dict(self, params: Mapping[str, Array]) -> None:
         """Replace every parameter from a PyTorch-named mapping of the same layout."""
-        layout = layout_of(self.mode, params)
+        layout = layout_of(self.layout.family, params)
         if layout != self.layout:
             raise ValueError(f"params describe {layout}, but this module is {self.layout}")
         for name in self.layout.shapes():
@@ -85,15 +114,34 @@ class _Recurrent(nnx.Module):
 
     def _key(self, deterministic: bool | None) -> Array | None:
         deterministic = self.deterministic if deterministic is None else deterministic
-        if max(self.dropout, self.input_dropout, self.recurrent_dropout) == 0.0 or deterministic:
+        rates = (self.dropout, self.input_dropout, self.recurrent_dropout)
+        if max(rates) == 0.0 or deterministic:
             return None
         return self.rngs.dropout()
 
+    def __call__(
+        self,
+        x: Array,
+        hx: Any = None,
+        *,
+        lengths: Array | None = None,
+        resets: Array | None = None,
+        deterministic: bool | None = None,
+    ) -> tuple[Array, Any]:
+        return functional.layer(
+            self.layout.family, self.state_dict(), x, hx, lengths=lengths, resets=resets,
+            batch_first=self.batch_first, key=self._key(deterministic), dropout=self.dropout,
+            input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
+            unroll=self.unroll, remat=self.remat, matmul_dtype=self.matmul_dtype,
+            backend=self.backend,
+        )  # fmt: skip
 
-class RNN(_Recurrent):
-    """Elman RNN: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*num_layers, B, H))``."""
 
-    mode: ClassVar[str] = "rnn"
+class RNN(Recurrent):
+    """Elman RNN, ``torch.nn.RNN``: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, H))``.
+
+    PyTorch's positional order, with ``nonlinearity`` (``"tanh"``/``"relu"``) fourth.
+    """
 
     def __init__(
         self,
@@ -105,108 +153,58 @@ class RNN(_Recurrent):
         batch_first: bool = False,
         dropout: float = 0.0,
         bidirectional: bool = False,
-        *,
-        recurrent_init: RecurrentInit = "uniform",
-        unroll: int = 1,
-        param_dtype: Any = jnp.float32,
-        input_dropout: float = 0.0,
-        recurrent_dropout: float = 0.0,
-        remat: int | bool | None = None,
-        matmul_dtype: Any = None,
-        rngs: nnx.Rngs,
+        **kwargs: Any,
     ):
         if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+            raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
         self.nonlinearity = nonlinearity
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            recurrent_init=recurrent_init, unroll=unroll, param_dtype=param_dtype,
-            input_dropout=input_dropout, recurrent_dropout=recurrent_dropout, remat=remat,
-            matmul_dtype=matmul_dtype, rngs=rngs,
-        )  # fmt: skip
-
-    def __call__(
-        self,
-        x: Array,
-        hx: Array | None = None,
-        *,
-        lengths: Array | None = None,
-        deterministic: bool | None = None,
-    ) -> tuple[Array, Array]:
-        return functional.rnn(
-            self.state_dict(), x, hx, nonlinearity=self.nonlinearity, lengths=lengths,
-            batch_first=self.batch_first, dropout=self.dropout,
-            key=self._key(deterministic), unroll=self.unroll,
-            input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
-            remat=self.remat, matmul_dtype=self.matmul_dtype,
+            family=f"rnn_{nonlinearity}", **kwargs,
         )  # fmt: skip
 
 
-class LSTM(_Recurrent):
-    """LSTM: ``x (T, B, I) -> (output (T, B, D*P), (h_n (D*L, B, P), c_n (D*L, B, H)))``."""
+class LSTM(Recurrent):
+    """LSTM, ``torch.nn.LSTM``: ``x (T, B, I) -> (output (T, B, D*P), (h_n (D*L, B, P),
+    c_n (D*L, B, H)))``; ``proj_size > 0`` adds PyTorch's output projection (``P``)."""
 
-    mode: ClassVar[str] = "lstm"
-
-    def __call__(
-        self,
-        x: Array,
-        hx: tuple[Array, Array] | None = None,
-        *,
-        lengths: Array | None = None,
-        deterministic: bool | None = None,
-    ) -> tuple[Array, tuple[Array, Array]]:
-        return functional.lstm(
-            self.state_dict(), x, hx, lengths=lengths, batch_first=self.batch_first,
-            dropout=self.dropout, key=self._key(deterministic), unroll=self.unroll,
-            input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
-            remat=self.remat, matmul_dtype=self.matmul_dtype,
-        )  # fmt: skip
+    family_name: ClassVar[str] = families.lstm.LSTM.name
 
 
-class GRU(_Recurrent):
-    """GRU: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*num_layers, B, H))``."""
+class GRU(Recurrent):
+    """GRU, ``torch.nn.GRU``: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, H))``."""
 
-    mode: ClassVar[str] = "gru"
+    family_name: ClassVar[str] = families.gru.GRU.name
+
+
+class LayerNormLSTM(Recurrent):
+    """Layer-normalised LSTM (Ba et al. 2016; :mod:`jaxrnn.families.layernorm_lstm`)."""
+
+    family_name: ClassVar[str] = families.layernorm_lstm.LAYERNORM_LSTM.name
+
+
+class ConvLSTM(Recurrent):
+    """Convolutional LSTM (Shi et al. 2015; :mod:`jaxrnn.families.convlstm`):
+    ``x (T, B, Hs, Ws, C_in) -> (output (T, B, Hs, Ws, D*C), (h_n, c_n))``."""
+
+    family_name: ClassVar[str] = families.convlstm.CONVLSTM.name
 
     def __init__(
         self,
         input_size: int,
         hidden_size: int,
+        kernel_size: int | tuple[int, int] = 3,
         num_layers: int = 1,
         bias: bool = True,
         batch_first: bool = False,
         dropout: float = 0.0,
         bidirectional: bool = False,
-        *,
-        recurrent_init: RecurrentInit = "uniform",
-        unroll: int = 1,
-        param_dtype: Any = jnp.float32,
-        input_dropout: float = 0.0,
-        recurrent_dropout: float = 0.0,
-        remat: int | bool | None = None,
-        matmul_dtype: Any = None,
-        rngs: nnx.Rngs,
+        **kwargs: Any,
     ):
+        kernel = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            recurrent_init=recurrent_init, unroll=unroll, param_dtype=param_dtype,
-            input_dropout=input_dropout, recurrent_dropout=recurrent_dropout, remat=remat,
-            matmul_dtype=matmul_dtype, rngs=rngs,
-        )  # fmt: skip
-
-    def __call__(
-        self,
-        x: Array,
-        hx: Array | None = None,
-        *,
-        lengths: Array | None = None,
-        deterministic: bool | None = None,
-    ) -> tuple[Array, Array]:
-        return functional.gru(
-            self.state_dict(), x, hx, lengths=lengths, batch_first=self.batch_first,
-            dropout=self.dropout, key=self._key(deterministic), unroll=self.unroll,
-            input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
-            remat=self.remat, matmul_dtype=self.matmul_dtype,
+            options={"kernel_size": tuple(kernel)}, **kwargs,
         )  # fmt: skip
 
 

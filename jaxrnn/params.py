@@ -1,119 +1,185 @@
-"""PyTorch's parameter layout: names, shapes, validation and initialization.
+"""Parameter layout: PyTorch's state_dict names and shapes for any family, validation, init.
 
-A layer's parameters live in a flat mapping keyed exactly as ``torch.nn.{RNN,LSTM,GRU}``'s
-state_dict: ``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}``,
-``weight_hr_l{k}`` (LSTM projection), each with a ``_reverse`` twin for the backward
-direction. Everything about the layer (depth, directions, bias, sizes) is read off the keys.
+A layer's parameters live in a flat mapping keyed as ``torch.nn.{RNN,LSTM,GRU}``'s
+state_dict: each per-layer name of the family (``weight_ih``, ``weight_hh``, ``bias_ih``,
+``bias_hh``, ``weight_hr``, ...) with a ``_l{k}`` suffix, and a ``_l{k}_reverse`` twin for the
+backward direction. Depth, directions and bias are read off the keys, sizes off the family's
+layer-0 parameters (:func:`layout_of`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
+import numbers
 import re
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 
+from jaxrnn import families
+from jaxrnn.families.base import Family, Sizes
+
 Array = jax.Array
-Mode = Literal["rnn", "lstm", "gru"]
 RecurrentInit = Literal["uniform", "orthogonal"]
 
-GATES: dict[str, int] = {"rnn": 1, "lstm": 4, "gru": 3}
-_NAME = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?")
+_NAME = re.compile(r"(\w+?)_l(\d+)(_reverse)?")
+
+
+def check_constructor(
+    *,
+    input_size: Any,
+    hidden_size: Any,
+    num_layers: Any = 1,
+    bias: Any = True,
+    batch_first: Any = False,
+    dropout: Any = 0.0,
+    bidirectional: Any = False,
+    proj_size: Any = 0,
+) -> None:
+    """``torch.nn.RNNBase.__init__``'s argument checks (PyTorch 2.13), with what came.
+
+    ``input_size=None`` skips that check (linen infers it from the first input).
+    """
+    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Number):
+        raise ValueError(
+            "dropout should be a number in range [0, 1] representing the probability of an "
+            f"element being zeroed, got {dropout!r}"
+        )
+    if not 0 <= dropout <= 1:  # type: ignore[operator]
+        raise ValueError(
+            "dropout should be a number in range [0, 1] representing the probability of an "
+            f"element being zeroed, got {dropout!r}"
+        )
+    for name, value in (("bias", bias), ("batch_first", batch_first)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
+    if not isinstance(bidirectional, bool):
+        raise TypeError(f"bidirectional should be of type bool, got: {type(bidirectional).__name__}")
+    for name, value in (
+        ("input_size", input_size),
+        ("hidden_size", hidden_size),
+        ("num_layers", num_layers),
+        ("proj_size", proj_size),
+    ):
+        if name == "input_size" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
+        if name != "proj_size" and value <= 0:
+            raise ValueError(f"{name} must be greater than zero, got {value}")
+    if proj_size < 0:
+        raise ValueError(
+            f"proj_size should be a positive integer or zero to disable projections, "
+            f"got {proj_size}"
+        )
+    if proj_size >= hidden_size:
+        raise ValueError(
+            f"proj_size has to be smaller than hidden_size, got proj_size={proj_size} and "
+            f"hidden_size={hidden_size}"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
-    """Sizes of a stacked recurrent layer, as PyTorch's constructor arguments name them."""
+    """Sizes of a stacked recurrent layer, as PyTorch's constructor arguments name them.
 
-    mode: Mode
+    ``family`` is a registered family's name (``"lstm"``); ``options`` its own shape options
+    as ``(name, value)`` pairs (ConvLSTM's ``kernel_size``).
+    """
+
+    family: str
     input_size: int
     hidden_size: int
     num_layers: int = 1
     bias: bool = True
     bidirectional: bool = False
     proj_size: int = 0
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def spec(self) -> Family:
+        return families.get(self.family)
 
     @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 
+    def sizes(self, layer: int = 0) -> Sizes:
+        """The :class:`~jaxrnn.families.base.Sizes` of ``layer`` (its input is the layer
+        below's output, both directions)."""
+        width = self.input_size if layer == 0 else self.output_size * self.num_directions
+        return Sizes(width, self.hidden_size, self.bias, self.proj_size, self.options)
+
     @property
     def output_size(self) -> int:
-        """Size of ``h`` (and of each direction's output): ``proj_size`` if set, else hidden."""
-        return self.proj_size or self.hidden_size
+        """Width of ``h`` (and of each direction's output): ``proj_size`` if set, else hidden."""
+        return self.spec.output_size(self.sizes(0))
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """Every parameter name with its shape, in PyTorch's state_dict order."""
-        g, h = GATES[self.mode], self.hidden_size
         shapes: dict[str, tuple[int, ...]] = {}
         for layer in range(self.num_layers):
-            in_size = self.input_size if layer == 0 else self.output_size * self.num_directions
+            layer_shapes = self.spec.param_shapes(self.sizes(layer))
             for suffix in ("", "_reverse")[: self.num_directions]:
-                s = f"_l{layer}{suffix}"
-                shapes[f"weight_ih{s}"] = (g * h, in_size)
-                shapes[f"weight_hh{s}"] = (g * h, self.output_size)
-                if self.bias:
-                    shapes[f"bias_ih{s}"] = (g * h,)
-                    shapes[f"bias_hh{s}"] = (g * h,)
-                if self.proj_size:
-                    shapes[f"weight_hr{s}"] = (self.proj_size, h)
+                for name, shape in layer_shapes.items():
+                    shapes[f"{name}_l{layer}{suffix}"] = shape
         return shapes
 
 
-def check_mode(mode: str) -> None:
-    if mode not in GATES:
-        raise ValueError(f"mode must be one of {sorted(GATES)}, got {mode!r}")
-
-
-def layout_of(mode: Mode, params: Mapping[str, Array]) -> Layout:
+def layout_of(family: str | Family, params: Mapping[str, Array]) -> Layout:
     """Read a :class:`Layout` off PyTorch-named ``params`` and check every key and shape.
 
     Raises ``TypeError``/``ValueError`` naming the missing, unknown or misshaped key.
     """
-    check_mode(mode)
+    spec = families.get(family)
     if not isinstance(params, Mapping):
         raise TypeError(
             f"params must be a mapping of PyTorch state_dict names to arrays, "
             f"got {type(params).__name__}"
         )
-    if "weight_ih_l0" not in params:
+    found = [m.groups() for m in map(_NAME.fullmatch, params) if m]
+    if not any(layer == "0" and not reverse for _, layer, reverse in found):
         raise ValueError(
-            "params has no 'weight_ih_l0'; expected PyTorch state_dict names "
+            "params hold no layer-0 parameters; expected PyTorch state_dict names "
             f"(weight_ih_l0, weight_hh_l0, ...), got keys {sorted(params)}"
         )
-    w = params["weight_ih_l0"]
-    g = GATES[mode]
-    if getattr(w, "ndim", None) != 2 or w.shape[0] % g:
+    try:
+        sizes = spec.read_sizes(layer_params(params, 0, reverse=False))
+    except KeyError as e:
         raise ValueError(
-            f"params['weight_ih_l0'] of a {mode} must be 2-D with a first axis divisible by "
-            f"{g} (gates x hidden_size), got shape {getattr(w, 'shape', None)}"
+            f"params of a {spec.name} have no {e.args[0]}_l0; got keys {sorted(params)}"
+        ) from None
+    except ValueError as e:
+        raise ValueError(f"params of a {spec.name}: {e}") from None
+    # Depth and directions are read off every well-formed name, so that a key missing from
+    # the middle (weight_ih_l1, ..._reverse) is reported as missing; bias is whichever
+    # reading accounts for every key.
+    candidates = [
+        Layout(
+            family=spec.name,
+            input_size=sizes.input_size,
+            hidden_size=sizes.hidden_size,
+            num_layers=1 + max(int(layer) for _, layer, _ in found),
+            bias=bias,
+            bidirectional=any(reverse for _, _, reverse in found),
+            proj_size=sizes.proj_size,
+            options=sizes.options,
         )
-    # Depth, directions, bias and projection are read off every well-formed name, so that a
-    # key missing from the middle (weight_ih_l1, ..._reverse) is reported as missing.
-    found = [m.groups() for m in map(_NAME.fullmatch, params) if m]
-    hr = next((params[k] for k in params if k.startswith("weight_hr_l")), None)
-    proj_size = int(hr.shape[0]) if mode == "lstm" and getattr(hr, "ndim", 0) >= 1 else 0
-    layout = Layout(
-        mode=mode,
-        input_size=int(w.shape[1]),
-        hidden_size=int(w.shape[0]) // g,
-        num_layers=1 + max(int(layer) for _, layer, _ in found),
-        bias=any(name.startswith("bias") for name, _, _ in found),
-        bidirectional=any(reverse for _, _, reverse in found),
-        proj_size=proj_size,
-    )
+        for bias in (True, False)
+    ]
+    layout = next((c for c in candidates if set(c.shapes()) == set(params)), None)
+    if layout is None:
+        layout = candidates[0 if any("bias" in name for name, _, _ in found) else 1]
     expected = layout.shapes()
     missing = [k for k in expected if k not in params]
     unknown = [k for k in params if k not in expected]
     if missing or unknown:
         raise ValueError(
             f"params do not form a {layout.num_layers}-layer "
-            f"{'bidirectional ' if layout.bidirectional else ''}{mode} "
-            f"(read off weight_ih_l0 and the keys present): missing keys {missing}, "
+            f"{'bidirectional ' if layout.bidirectional else ''}{spec.name} "
+            f"(read off its layer-0 weights and the keys present): missing keys {missing}, "
             f"unknown keys {unknown}"
         )
     for name, shape in expected.items():
@@ -139,27 +205,29 @@ def init_param(
     shape: tuple[int, ...],
     *,
     name: str,
-    hidden_size: int,
+    layout: Layout,
     recurrent_init: RecurrentInit = "uniform",
-    dtype: jnp.dtype = jnp.float32,
+    dtype: Any = jnp.float32,
 ) -> Array:
-    """One parameter as PyTorch draws it, ``U(-1/sqrt(H), 1/sqrt(H))``.
+    """One parameter as the family initialises it (PyTorch's ``U(-1/sqrt(H), 1/sqrt(H))``).
 
-    With ``recurrent_init="orthogonal"`` each gate block of ``weight_hh`` is instead a
-    (semi-)orthogonal matrix (Saxe et al. 2014), which keeps the recurrent Jacobian
+    With ``recurrent_init="orthogonal"`` each ``(H, ·)`` gate block of a 2-D ``weight_hh`` is
+    instead a (semi-)orthogonal matrix (Saxe et al. 2014), which keeps the recurrent Jacobian
     well-conditioned at initialization.
     """
     if recurrent_init not in ("uniform", "orthogonal"):
         raise ValueError(
             f"recurrent_init must be 'uniform' or 'orthogonal', got {recurrent_init!r}"
         )
-    if recurrent_init == "orthogonal" and name.startswith("weight_hh"):
-        gates = shape[0] // hidden_size
-        keys = jax.random.split(key, gates)
-        blocks = [jax.nn.initializers.orthogonal()(k, (hidden_size, shape[1]), dtype) for k in keys]
+    hidden = layout.hidden_size
+    if recurrent_init == "orthogonal" and name.startswith("weight_hh") and len(shape) == 2:
+        keys = jax.random.split(key, shape[0] // hidden)
+        blocks = [jax.nn.initializers.orthogonal()(k, (hidden, shape[1]), dtype) for k in keys]
         return jnp.concatenate(blocks, axis=0)
-    bound = 1.0 / math.sqrt(hidden_size)
-    return jax.random.uniform(key, shape, dtype, -bound, bound)
+    match = _NAME.fullmatch(name)
+    layer = int(match.group(2)) if match else 0
+    base = match.group(1) if match else name
+    return layout.spec.init(key, base, shape, layout.sizes(layer), dtype)
 
 
 def init_params(
@@ -167,18 +235,15 @@ def init_params(
     layout: Layout,
     *,
     recurrent_init: RecurrentInit = "uniform",
-    dtype: jnp.dtype = jnp.float32,
+    dtype: Any = jnp.float32,
 ) -> dict[str, Array]:
     """Fresh PyTorch-named parameters for ``layout`` (see :func:`init_param`)."""
-    keys = jax.random.split(key, len(layout.shapes()))
+    layout.spec.check_sizes(layout.sizes(0))
+    shapes = layout.shapes()
+    keys = jax.random.split(key, len(shapes))
     return {
         name: init_param(
-            k,
-            shape,
-            name=name,
-            hidden_size=layout.hidden_size,
-            recurrent_init=recurrent_init,
-            dtype=dtype,
+            k, shape, name=name, layout=layout, recurrent_init=recurrent_init, dtype=dtype
         )
-        for k, (name, shape) in zip(keys, layout.shapes().items(), strict=True)
+        for k, (name, shape) in zip(keys, shapes.items(), strict=True)
     }
