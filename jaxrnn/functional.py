@@ -29,6 +29,7 @@ from typing import Any, Literal, TypedDict
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify
 from jax.typing import DTypeLike
 from typing_extensions import Unpack
 
@@ -127,13 +128,8 @@ def check_lengths(lengths: Any, batch: int, steps: int) -> Array:
 
 
 def _runtime_check(ok: Array, message: str) -> None:
-    """A check on traced values: an error under ``checkify``, nothing otherwise."""
-    from jax.experimental import checkify
-
-    try:
-        checkify.check(ok, message)
-    except (ValueError, TypeError):  # not functionalized: no checkify around this call
-        pass
+    """A check on traced values: an error under ``checkify.checkify``, a no-op otherwise."""
+    checkify.debug_check(ok, message)
 
 
 def check_resets(resets: Any, steps: int, batch: int | None) -> Array:
@@ -295,9 +291,10 @@ def _check_input(x: Any, layout: Layout, family: Family) -> tuple[Array, bool]:
         raise TypeError(f"input must be a floating-point array, got dtype {x.dtype}")
     rank = 1 + family.feature_ndim
     if x.ndim not in (rank, rank + 1):
+        feat = "I" if family.feature_ndim == 1 else "Hs, Ws, C"
         raise ValueError(
-            f"input of a {family.name} must be {rank + 1}-D (T, B, ...) or (B, T, ...) with "
-            f"batch_first, or unbatched {rank}-D; got shape {x.shape}"
+            f"input must be (T, B, {feat}), (B, T, {feat}) with batch_first, or unbatched "
+            f"(T, {feat}); got shape {x.shape}"
         )
     if x.shape[-1] != layout.input_size:
         raise ValueError(
@@ -325,15 +322,17 @@ def _initial_state(
                 if hasattr(hx, "shape")
                 else f"a {type(hx).__name__}" + (f" of {len(hx)}" if hasattr(hx, "__len__") else "")
             )
+            labels = [n.replace("_n", "_0") for n in names]
             expected = (
-                f"one array of shape {want[0]}"
+                f"hx as one array of shape {want[0]}"
                 if len(want) == 1
-                else "a tuple (" + ", ".join(f"{a} {s}" for a, s in zip(names, want, strict=True)) + ")"
+                else f"hx=({', '.join(labels)}) with shapes "
+                + " and ".join(str(s) for s in want)
             )
-            raise TypeError(f"{family.name} expects hx as {expected}, got {described}")
+            raise TypeError(f"{family.name} expects {expected}, got {described}")
         state = []
         for name, h, s in zip(names, parts, want, strict=True):
-            label = name.replace("_n", "_0")
+            label = "hx" if len(shapes) == 1 else name.replace("_n", "_0")
             if not hasattr(h, "shape"):
                 raise TypeError(f"{label} must be an array of shape {s}, got {type(h).__name__}")
             if tuple(h.shape) != s:

@@ -45,7 +45,7 @@ def _loss_from_step(cell, p, xs, carry, t):
     return f, ys[t]
 
 
-@pytest.mark.parametrize("mode", ["rnn", "lstm"])
+@pytest.mark.parametrize("mode", ["rnn_tanh", "lstm"])
 def test_matches_per_step_reference(mode):
     cell, p, xs, carry = _setup(mode)
     got = np.asarray(jax.jit(gradient_flow, static_argnums=(0, 4))(cell, p, xs, carry, _loss))
@@ -63,7 +63,7 @@ def test_matches_per_step_reference(mode):
 def test_elman_vanishes_while_lstm_keeps_its_gradient():
     t, b, i, h = 50, 8, 8, 32
     xs = jax.random.normal(jax.random.key(1), (t, b, i))
-    rnn = layer_params(init_params(jax.random.key(0), Layout("rnn", i, h)), 0, False)
+    rnn = layer_params(init_params(jax.random.key(0), Layout("rnn_tanh", i, h)), 0, False)
     lstm = layer_params(init_params(jax.random.key(0), Layout("lstm", i, h)), 0, False)
     # The usual LSTM practice: forget-gate bias 1 (Gers et al. 2000, Jozefowicz et al. 2015).
     lstm["bias_hh"] = lstm["bias_hh"].at[h : 2 * h].add(1.0)
@@ -92,6 +92,6 @@ def test_plot_and_bad_input(tmp_path):
         c, y = cells.rnn_tanh_cell(p, c, x)
         return c, 2 * y
 
-    _, p, xs, carry = _setup("rnn")
+    _, p, xs, carry = _setup("rnn_tanh")
     with pytest.raises(ValueError, match="output y is also part of its carry"):
         gradient_flow(detached, p, xs, carry, _loss)

@@ -30,7 +30,7 @@ def _np_loop(mode, p, xs, m_in, m_rec):
         x, hd = xs[t] * m_in, h * m_rec
         gi = x @ p["weight_ih"].T + p["bias_ih"]
         gh = hd @ p["weight_hh"].T + p["bias_hh"]
-        if mode == "rnn":
+        if mode == "rnn_tanh":
             h = np.tanh(gi + gh)
         elif mode == "lstm":
             i, f, g, o = np.split(gi + gh, 4, axis=-1)
@@ -48,7 +48,7 @@ def _np_loop(mode, p, xs, m_in, m_rec):
 
 @pytest.mark.parametrize(
     ("mode", "cell"),
-    [("rnn", cells.rnn_tanh_cell), ("lstm", cells.lstm_cell), ("gru", cells.gru_cell)],
+    [("rnn_tanh", cells.rnn_tanh_cell), ("lstm", cells.lstm_cell), ("gru", cells.gru_cell)],
 )
 def test_cell_matches_the_equations(mode, cell):
     p = layer_params(init_params(jax.random.key(0), Layout(mode, I, H)), 0, False)
@@ -128,8 +128,8 @@ def test_mask_statistics_and_bad_rates():
     m = dropout_mask(jax.random.key(0), (200, 500), 0.25)
     assert set(np.unique(m)) == {0.0, np.float32(1 / 0.75)}
     assert abs(float((m == 0).mean()) - 0.25) < 0.01
-    with pytest.raises(ValueError, match=r"recurrent_dropout must lie in \[0, 1\), got 1.0"):
-        jaxrnn.nnx.LSTM(I, H, recurrent_dropout=1.0, rngs=nnx.Rngs(0))
-    with pytest.raises(ValueError, match=r"input_dropout must lie in \[0, 1\), got -0.1"):
-        jaxrnn.rnn(init_params(jax.random.key(0), Layout("rnn", I, H)), jnp.ones((T, B, I)),
+    with pytest.raises(ValueError, match=r"recurrent_dropout should be a number in range \[0, 1\], got 1.5"):
+        jaxrnn.nnx.LSTM(I, H, recurrent_dropout=1.5, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"input_dropout should be a number in range \[0, 1\], got -0.1"):
+        jaxrnn.rnn(init_params(jax.random.key(0), Layout("rnn_tanh", I, H)), jnp.ones((T, B, I)),
                    input_dropout=-0.1)  # fmt: skip

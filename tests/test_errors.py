@@ -74,7 +74,7 @@ BAD_CALLS = {
         r"hx should have shape \(1, 4, 6\), got \(1, 3, 6\)",
     ),
     "hx layers x directions": (
-        lambda: jaxrnn.rnn(params("rnn", bidirectional=True), X, jnp.zeros((1, 4, 6))),
+        lambda: jaxrnn.rnn(params("rnn_tanh", bidirectional=True), X, jnp.zeros((1, 4, 6))),
         ValueError,
         r"hx should have shape \(2, 4, 6\), got \(1, 4, 6\)",
     ),
@@ -112,7 +112,7 @@ BAD_CALLS = {
         r"gru expects hx as one array of shape \(1, 4, 6\), got a tuple",
     ),
     "integer hx": (
-        lambda: jaxrnn.rnn(params("rnn"), X, jnp.zeros((1, 4, 6), jnp.int32)),
+        lambda: jaxrnn.rnn(params("rnn_tanh"), X, jnp.zeros((1, 4, 6), jnp.int32)),
         TypeError,
         r"hx must be a floating-point array, got dtype int32",
     ),
@@ -174,7 +174,7 @@ BAD_CALLS = {
     "missing weight_ih_l0": (
         lambda: jaxrnn.gru(without(params(), "weight_ih_l0"), X),
         ValueError,
-        r"params has no 'weight_ih_l0'; expected PyTorch state_dict names",
+        r"params of a gru have no weight_ih_l0; got keys",
     ),
     "unknown key": (
         lambda: jaxrnn.gru({**params(), "weight_hr_l0": jnp.zeros((3, 6))}, X),
@@ -187,14 +187,14 @@ BAD_CALLS = {
         r"params\['bias_ih_l0'\] should have shape \(18,\), got \(17,\)",
     ),
     "misshaped upper layer": (
-        lambda: jaxrnn.rnn({**params("rnn", num_layers=2), "weight_ih_l1": jnp.zeros((6, 5))}, X),
+        lambda: jaxrnn.rnn({**params("rnn_tanh", num_layers=2), "weight_ih_l1": jnp.zeros((6, 5))}, X),
         ValueError,
         r"params\['weight_ih_l1'\] should have shape \(6, 6\), got \(6, 5\)",
     ),
     "gate count": (
         lambda: jaxrnn.lstm(params("gru"), X),
         ValueError,
-        r"params\['weight_ih_l0'\] of a lstm must be 2-D with a first axis divisible by 4",
+        r"params of a lstm: weight_ih must be 2-D with a first axis divisible by 4",
     ),
     "list value": (
         lambda: jaxrnn.gru({**params(), "bias_ih_l0": [0.0] * 18}, X),
@@ -212,33 +212,34 @@ BAD_CALLS = {
         r"params must be a mapping of PyTorch state_dict names to arrays, got list",
     ),
     "nonlinearity": (
-        lambda: jaxrnn.rnn(params("rnn"), X, nonlinearity="sigmoid"),
+        lambda: jaxrnn.rnn(params("rnn_tanh"), X, nonlinearity="sigmoid"),
         ValueError,
-        r"nonlinearity must be 'tanh' or 'relu', got 'sigmoid'",
+        r"Unknown nonlinearity 'sigmoid'. Select from 'tanh' or 'relu'.",
     ),
-    "dropout 1": (
-        lambda: jaxrnn.gru(params(num_layers=2), X, dropout=1.0, key=jax.random.key(0)),
+    "dropout above 1": (
+        lambda: jaxrnn.gru(params(num_layers=2), X, dropout=1.5, key=jax.random.key(0)),
         ValueError,
-        r"dropout must lie in \[0, 1\), got 1.0",
+        r"dropout should be a number in range \[0, 1\], got 1.5",
     ),
     "dropout negative": (
         lambda: jaxrnn.gru(params(num_layers=2), X, dropout=-0.1),
         ValueError,
-        r"dropout must lie in \[0, 1\), got -0.1",
+        r"dropout should be a number in range \[0, 1\], got -0.1",
     ),
     "dropout nan": (
         lambda: jaxrnn.lstm(params("lstm"), X, dropout=float("nan")),
         ValueError,
-        r"dropout must lie in \[0, 1\), got nan",
+        r"dropout should be a number in range \[0, 1\], got nan",
     ),
-    "mode": (
+    "family": (
         lambda: layout_of("transformer", params()),
         ValueError,
-        r"mode must be one of \['gru', 'lstm', 'rnn'\], got 'transformer'",
+        r"unknown family 'transformer'; registered: \[.*'gru'.*\]",
     ),
     "recurrent_init": (
         lambda: init_param(
-            jax.random.key(0), (6, 6), name="weight_hh_l0", hidden_size=6, recurrent_init="xavier"
+            jax.random.key(0), (18, 6), name="weight_hh_l0", layout=Layout("gru", 5, 6),
+            recurrent_init="xavier",
         ),
         ValueError,
         r"recurrent_init must be 'uniform' or 'orthogonal', got 'xavier'",
@@ -262,17 +263,17 @@ BAD_CALLS = {
     "stack input rank": (
         lambda: jaxrnn.stack(cells.gru_cell, [[{}]], X[0], [[0]]),
         ValueError,
-        r"x must be 3-D \(T, B, I\) or \(B, T, I\), got shape \(4, 5\)",
+        r"x must be 3-D \(T, B, features...\) or \(B, T, ...\), got shape \(4, 5\)",
     ),
     "nnx dropout": (
         lambda: jaxrnn.nnx.LSTM(5, 6, dropout=1.5, rngs=nnx.Rngs(0)),
         ValueError,
-        r"dropout must lie in \[0, 1\), got 1.5",
+        r"dropout should be a number in range \[0, 1\] .*, got 1.5",
     ),
     "nnx nonlinearity": (
         lambda: jaxrnn.nnx.RNN(5, 6, nonlinearity="gelu", rngs=nnx.Rngs(0)),
         ValueError,
-        r"nonlinearity must be 'tanh' or 'relu', got 'gelu'",
+        r"Unknown nonlinearity 'gelu'. Select from 'tanh' or 'relu'.",
     ),
     "nnx load_state_dict layout": (
         lambda: jaxrnn.nnx.GRU(5, 6, rngs=nnx.Rngs(0)).load_state_dict(params(num_layers=2)),
@@ -288,12 +289,12 @@ BAD_CALLS = {
     "linen nonlinearity": (
         lambda: jaxrnn.linen.RNN(6, nonlinearity="gelu").init(jax.random.key(0), X),
         ValueError,
-        r"nonlinearity must be 'tanh' or 'relu', got 'gelu'",
+        r"Unknown nonlinearity 'gelu'. Select from 'tanh' or 'relu'.",
     ),
     "linen dropout": (
         lambda: jaxrnn.linen.GRU(6, num_layers=2, dropout=-1.0).init(jax.random.key(0), X),
         ValueError,
-        r"dropout must lie in \[0, 1\), got -1.0",
+        r"dropout should be a number in range \[0, 1\] .*, got -1.0",
     ),
     "linen hx": (
         lambda: jaxrnn.linen.LSTM(6).init(jax.random.key(0), X, jnp.zeros((1, 4, 6))),

@@ -1,8 +1,9 @@
-"""The fused loops (:mod:`jaxrnn.fused`) against ``jax.grad`` of the generic scan.
+"""The fused kernel (:mod:`jaxrnn.kernels.fused`) against ``jax.grad`` of the scan kernel.
 
-The reference is :func:`jaxrnn.scan.scan` with ``fused=False``: autodiff of the plain cell
-loop. Both run in float64 so differences are the hand-written backward's, not rounding. The
-loss weights every output and the final carry with distinct values so no entry cancels.
+The reference is the same family on ``backend="scan"``: autodiff of its reference step.
+Both run in float64 so differences are the hand-written backward's, not rounding. The loss
+weights every output and the final carry with distinct values so no entry cancels.
+(:mod:`tests.test_conformance` holds the registry-wide version of this check.)
 """
 
 import jax
@@ -10,32 +11,37 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrnn import cells, fused
+from jaxrnn import families, kernels
 from jaxrnn.params import Layout, init_params, layer_params
-from jaxrnn.scan import scan
 
 T, B, I, H, P = 7, 3, 4, 5, 3
 LENGTHS = np.array([7, 2, 5])
 
 KINDS = {
-    "rnn_tanh": (cells.rnn_tanh_cell, "rnn", 0),
-    "rnn_relu": (cells.rnn_relu_cell, "rnn", 0),
-    "lstm": (cells.lstm_cell, "lstm", 0),
-    "lstm_proj": (cells.lstm_cell, "lstm", P),
-    "gru": (cells.gru_cell, "gru", 0),
+    "rnn_tanh": ("rnn_tanh", 0),
+    "rnn_relu": ("rnn_relu", 0),
+    "lstm": ("lstm", 0),
+    "lstm_proj": ("lstm", P),
+    "gru": ("gru", 0),
 }
 
 
 def setup(kind, bias, dtype=jnp.float64, seed=0):
-    cell, mode, proj = KINDS[kind]
-    keys = jax.random.split(jax.random.PRNGKey(seed), 4)
+    name, proj = KINDS[kind]
+    keys = jax.random.split(jax.random.PRNGKey(seed), 5)
     params = layer_params(
-        init_params(keys[0], Layout(mode, I, H, 1, bias, False, proj), dtype=dtype), 0, False
+        init_params(keys[0], Layout(name, I, H, 1, bias, False, proj), dtype=dtype), 0, False
     )
     x = jax.random.normal(keys[1], (T, B, I), dtype)
     h0 = jax.random.normal(keys[2], (B, proj or H), dtype)
-    carry = (h0, jax.random.normal(keys[3], (B, H), dtype)) if mode == "lstm" else h0
-    return cell, params, x, carry
+    carry = (h0, jax.random.normal(keys[3], (B, H), dtype)) if name == "lstm" else h0
+    mask = jax.random.bernoulli(keys[4], 0.7, (B, proj or H)).astype(dtype) / 0.7
+    return families.get(name), params, x, carry, mask
+
+
+def runner(family, kernel_name, **kwargs):
+    kernel = kernels.select(family, kernels.Call(), kernel_name)
+    return lambda p, x, c: kernels.run(kernel, family, p, x, c, **kwargs)
 
 
 def weighted_loss(run):
@@ -55,24 +61,29 @@ def assert_trees_close(got, want, tol):
         )
 
 
-# Every kind under a pairwise cover of (bias, reverse, lengths): each pair of flag values
-# meets in some case, at a quarter of the full product's compile time.
-FLAGS = [(True, False, False), (True, True, True), (False, False, True), (False, True, False)]
+# Every kind under a pairwise cover of (bias, reverse, lengths, recurrent mask): each pair of
+# flag values meets in some case, at a fraction of the full product's compile time.
+FLAGS = [
+    (True, False, False, False),
+    (True, True, True, True),
+    (False, False, True, True),
+    (False, True, False, True),
+    (True, False, True, False),
+]
 
 
-@pytest.mark.parametrize("kind,bias,reverse,lengths", [(k, *f) for k in KINDS for f in FLAGS])
-def test_fused_matches_autodiff_of_generic_scan(kind, bias, reverse, lengths):
+@pytest.mark.parametrize("kind,bias,reverse,lengths,masked", [(k, *f) for k in KINDS for f in FLAGS])
+def test_fused_matches_autodiff_of_the_scan_kernel(kind, bias, reverse, lengths, masked):
     with jax.enable_x64(True):
-        cell, params, x, carry = setup(kind, bias)
-        lens = jnp.asarray(LENGTHS) if lengths else None
-
-        def run(fast):
-            return lambda p, x, c: scan(cell, p, x, c, lengths=lens, reverse=reverse, fused=fast)
+        family, params, x, carry, mask = setup(kind, bias)
+        valid = jnp.arange(T)[:, None] < jnp.asarray(LENGTHS)[None] if lengths else None
+        kw = dict(valid=valid, reverse=reverse, mask=mask if masked else None)
 
         @jax.jit
         def both(p, x, c):
-            grads = [jax.grad(weighted_loss(run(f)), argnums=(0, 1, 2))(p, x, c) for f in (1, 0)]
-            return run(True)(p, x, c), run(False)(p, x, c), *grads
+            runs = [runner(family, name, **kw) for name in ("fused", "scan")]
+            grads = [jax.grad(weighted_loss(r), argnums=(0, 1, 2))(p, x, c) for r in runs]
+            return runs[0](p, x, c), runs[1](p, x, c), *grads
 
         out, ref_out, grads, ref_grads = both(params, x, carry)
         assert_trees_close(out, ref_out, 1e-12)
@@ -81,29 +92,19 @@ def test_fused_matches_autodiff_of_generic_scan(kind, bias, reverse, lengths):
 
 def test_fused_unroll_and_bfloat16_input(kind="lstm"):
     """``unroll`` is honoured; a bf16 input with f32 weights gets cotangents in each dtype."""
-    cell, params, x, carry = setup(kind, True, jnp.float32)
+    family, params, x, carry, _ = setup(kind, True, jnp.float32)
     xb = x.astype(jnp.bfloat16)
     carry = jax.tree.map(lambda c: c.astype(jnp.float32), carry)
 
-    def grads(fast, unroll):
-        run = lambda p, x, c: scan(cell, p, x, c, unroll=unroll, fused=fast)  # noqa: E731
-        return jax.grad(weighted_loss(run), argnums=(0, 1, 2))(params, xb, carry)
+    def grads(name, unroll):
+        return jax.grad(weighted_loss(runner(family, name, unroll=unroll)), argnums=(0, 1, 2))(
+            params, xb, carry
+        )
 
-    got, want = grads(True, 3), grads(False, 1)
+    got, want = grads("fused", 3), grads("scan", 1)
     assert got[1].dtype == jnp.bfloat16 and got[0]["weight_ih"].dtype == jnp.float32
     assert_trees_close(
         jax.tree.map(lambda a: a.astype(jnp.float32), got),
         jax.tree.map(lambda a: a.astype(jnp.float32), want),
         2e-2,
     )
-
-
-def test_user_cells_use_the_generic_loop():
-    assert fused.mode_of(cells.lstm_cell) == "lstm"
-    assert fused.mode_of(lambda p, c, x: cells.lstm_cell(p, c, x)) is None
-
-
-def test_unknown_mode_is_rejected():
-    _, params, x, carry = setup("gru", True, jnp.float32)
-    with pytest.raises(ValueError, match=r"mode must be one of .* got 'lstmx'"):
-        fused.scan("lstmx", params, x, carry)

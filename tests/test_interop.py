@@ -78,7 +78,7 @@ def test_state_dict_and_module_give_the_same_params():
 def test_jaxrnn_initialized_params_run_in_torch(cfg):
     """Params made by jaxrnn load strictly into torch and compute the same function there."""
     layout = Layout(
-        "rnn" if cfg.kind.startswith("rnn") else cfg.kind.removesuffix("_proj"),
+        cfg.kind.removesuffix("_proj"),
         cfg.input_size, cfg.hidden_size, cfg.num_layers, cfg.bias, cfg.bidirectional,
         cfg.proj_size,
     )  # fmt: skip

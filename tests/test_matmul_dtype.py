@@ -21,7 +21,7 @@ from flax import nnx
 import jaxrnn
 import jaxrnn.linen
 import jaxrnn.nnx
-from jaxrnn import cells
+from jaxrnn import families, kernels
 from jaxrnn.interop import from_torch
 
 torch = pytest.importorskip("torch")
@@ -132,13 +132,8 @@ def bf16_cell(kind):
     return {"rnn_tanh": rnn, "rnn_relu": rnn, "lstm": lstm, "lstm_proj": lstm, "gru": gru}[kind]
 
 
-BUILT_IN = {
-    "rnn_tanh": cells.rnn_tanh_cell,
-    "rnn_relu": cells.rnn_relu_cell,
-    "lstm": cells.lstm_cell,
-    "lstm_proj": cells.lstm_cell,
-    "gru": cells.gru_cell,
-}
+FAMILY = {"rnn_tanh": "rnn_tanh", "rnn_relu": "rnn_relu", "lstm": "lstm", "lstm_proj": "lstm",
+          "gru": "gru"}  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -153,16 +148,29 @@ def test_bf16_backward_equals_autodiff_of_the_bf16_cell(kind, reverse):
     h = jnp.asarray(rng.standard_normal((4, cfg.out_size)), jnp.float32)
     carry = (h, jnp.asarray(rng.standard_normal((4, 16)), jnp.float32)) if cfg.is_lstm else h
     lengths = jnp.array([10, 3, 7, 1])
+    valid = jnp.arange(10)[:, None] < lengths[None]
     w = jnp.asarray(rng.standard_normal((10, 4, cfg.out_size)), jnp.float32)
+    family = families.get(FAMILY[kind])
 
-    def loss(cell, p, x, carry, **kw):
-        final, ys = jaxrnn.scan.scan(cell, p, x, carry, lengths=lengths, reverse=reverse, **kw)
-        return (w * ys).sum() + sum(f.sum() for f in jax.tree.leaves(final))
+    def fused(matmul_dtype):
+        kernel = kernels.select(family, kernels.Call(matmul_dtype=matmul_dtype), "fused")
+        return lambda p, x, c: kernels.run(
+            kernel, family, p, x, c, valid=valid, reverse=reverse, matmul_dtype=matmul_dtype
+        )
 
-    grad = jax.grad(loss, argnums=(1, 2, 3))
-    want = grad(bf16_cell(kind), p, x, carry)
-    got = grad(BUILT_IN[kind], p, x, carry, matmul_dtype=jnp.bfloat16)
-    exact = grad(BUILT_IN[kind], p, x, carry)
+    def reference(p, x, c):
+        return jaxrnn.scan.scan(bf16_cell(kind), p, x, c, lengths=lengths, reverse=reverse)
+
+    def grad(run):
+        def loss(p, x, carry):
+            final, ys = run(p, x, carry)
+            return (w * ys).sum() + sum(f.sum() for f in jax.tree.leaves(final))
+
+        return jax.grad(loss, argnums=(0, 1, 2))(p, x, carry)
+
+    want = grad(reference)
+    got = grad(fused(jnp.dtype(jnp.bfloat16)))
+    exact = grad(fused(None))
     got, want, exact = (jax.tree.leaves(t) for t in (got, want, exact))
     # The same bf16 roundings in the same places: equal up to float32 summation order (~1e-7),
     # where a wrong formula would be off by O(1). GRU forms its gate gradients in another
@@ -234,7 +242,7 @@ def test_remat_keeps_the_matmul_dtype():
                 matmul_dtype=jnp.bfloat16,
             ),
             ValueError,
-            r"matmul_dtype needs a built-in cell on the fused path",
+            r"matmul_dtype runs on the fused kernel only",
         ),
         (
             lambda p, x: jaxrnn.gru(p, x, matmul_dtype=jnp.int32),
@@ -247,12 +255,12 @@ def test_remat_keeps_the_matmul_dtype():
             r"matmul_dtype must be a dtype such as jnp.bfloat16, got 'half-ish'",
         ),
         (
-            lambda p, x: jaxrnn.gru(p, x, recurrent_dropout=0.2, matmul_dtype=jnp.bfloat16),
+            lambda p, x: jaxrnn.gru(p, x, matmul_dtype=jnp.bfloat16, backend="scan"),
             ValueError,
-            r"matmul_dtype runs on the fused loops only",
+            r"backend='scan' cannot run this call: matmul_dtype runs on the fused kernel only",
         ),
     ],
-    ids=["user cell", "integer dtype", "not a dtype", "variational dropout"],
+    ids=["user cell", "integer dtype", "not a dtype", "scan kernel"],
 )
 def test_bad_matmul_dtype_is_named(call, error, message):
     params = from_torch(torch_module(config("gru", hidden_size=6)))

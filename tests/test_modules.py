@@ -160,7 +160,7 @@ def all_params(kind, hidden, **kwargs):
     """Initial params of linen, nnx and init_params for one configuration (3 dicts)."""
     cfg = config(kind, proj=hidden // 2, input_size=7, hidden_size=hidden, num_layers=2,
                  bidirectional=True)  # fmt: skip
-    layout = Layout(MODE[kind], 7, hidden, 2, True, True, cfg.proj_size)
+    layout = Layout(kind.removesuffix("_proj"), 7, hidden, 2, True, True, cfg.proj_size)
     linen = linen_module(cfg, **kwargs).init(jax.random.key(1), jnp.zeros((2, 1, 7)))["params"]
     return [
         dict(linen),
@@ -222,7 +222,7 @@ def probe_params(num_layers, bidirectional, hidden=16, input_size=5):
     direction's half of the layer below, ``W_hh = 0``, no bias. Its output is then exactly
     what reaches the top layer's input, so dropout between layers can be read off it: as
     the bottom layer's output (>= 0, from relu) times the dropout masks applied on the way."""
-    layout = Layout("rnn", input_size, hidden, num_layers, False, bidirectional)
+    layout = Layout("rnn_relu", input_size, hidden, num_layers, False, bidirectional)
     params = init_params(jax.random.key(7), layout)
     eye = jnp.eye(hidden)
     for k in range(1, num_layers):

@@ -14,7 +14,7 @@ from jaxrnn.training import make_train_step, optimizer
 def _exploding_elman():
     # A relu Elman RNN whose recurrent weights sit just past the edge of stability: the
     # initial loss is small, but the first gradients are large enough to throw SGD off.
-    params = init_params(jax.random.key(0), Layout("rnn", 4, 16))
+    params = init_params(jax.random.key(0), Layout("rnn_tanh", 4, 16))
     params["weight_hh_l0"] = params["weight_hh_l0"] * 2 * np.sqrt(3)
     x = jax.random.normal(jax.random.key(1), (30, 8, 4))
     y = jax.random.normal(jax.random.key(2), (8, 16))
