@@ -16,8 +16,6 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxrnn
-from jaxrnn import cells
-from jaxrnn.params import layer_params, layout_of
 
 Runner = Callable[[], object]
 
@@ -86,17 +84,16 @@ def _jax_runners(fwd, params, x, *extra) -> dict[str, Runner]:
 
 
 _FUNCS = {"lstm": jaxrnn.lstm, "gru": jaxrnn.gru, "rnn": jaxrnn.rnn}
-_CELLS = {"lstm": cells.lstm_cell, "gru": cells.gru_cell, "rnn": cells.rnn_tanh_cell}
 
 
 def jaxrnn_peer(
-    case: Case, module, x: np.ndarray, remat=None, matmul_dtype=None
+    case: Case, module, x: np.ndarray, remat=None, matmul_dtype=None, backend: str = "auto"
 ) -> dict[str, Runner]:
     params = jax.device_put(jaxrnn.interop.from_torch(module))
     fn = _FUNCS[case.mode]
 
     def fwd(p, x):
-        return fn(p, x, remat=remat, matmul_dtype=matmul_dtype)[0]
+        return fn(p, x, remat=remat, matmul_dtype=matmul_dtype, backend=backend)[0]
 
     return _jax_runners(fwd, params, jnp.asarray(x))
 
@@ -107,22 +104,8 @@ def jaxrnn_bf16_peer(case: Case, module, x: np.ndarray) -> dict[str, Runner]:
 
 
 def jaxrnn_generic_peer(case: Case, module, x: np.ndarray) -> dict[str, Runner]:
-    """jaxrnn with the fused loops off: autodiff of the plain cell scan (the baseline)."""
-    params = jax.device_put(jaxrnn.interop.from_torch(module))
-    base = _CELLS[case.mode]
-
-    def user_cell(p, c, x):  # a cell jaxrnn does not know, so it takes the generic loop
-        return base(p, c, x)
-
-    def fwd(p, x):
-        layout = layout_of(case.mode, p)
-        d = layout.num_directions
-        layers = [[layer_params(p, k, r == 1) for r in range(d)] for k in range(case.num_layers)]
-        zero = jnp.zeros((x.shape[1], case.hidden_size), x.dtype)
-        carry = (zero, zero) if case.mode == "lstm" else zero
-        return jaxrnn.stack(user_cell, layers, x, [[carry] * d] * case.num_layers)[0]
-
-    return _jax_runners(fwd, params, jnp.asarray(x))
+    """jaxrnn on the scan kernel: autodiff of the plain cell scan (the baseline)."""
+    return jaxrnn_peer(case, module, x, backend="scan")
 
 
 def torch_peer(case: Case, module, x: np.ndarray, device: str = "cpu") -> dict[str, Runner]:

@@ -38,7 +38,7 @@ from jaxrnn.params import Layout, init_params, layer_params
 from jaxrnn.training import gradient_flow, make_train_step, optimizer, plot_gradient_flow
 
 MODELS = {  # name: (mode, cell, layer function)
-    "rnn": ("rnn", rnn_tanh_cell, jaxrnn.rnn),
+    "rnn": ("rnn_tanh", rnn_tanh_cell, jaxrnn.rnn),
     "lstm": ("lstm", lstm_cell, jaxrnn.lstm),
     "gru": ("gru", gru_cell, jaxrnn.gru),
 }

@@ -28,11 +28,13 @@ hidden_state = hidden_of
 
 def check_rate(name: str, rate: Any) -> None:
     """A dropout rate must be a number in ``[0, 1]`` (``1`` drops everything, as PyTorch)."""
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate <= 1:
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= float(rate) <= 1:
         raise ValueError(f"{name} should be a number in range [0, 1], got {rate!r}")
 
 
-def dropout_mask(key: Array, shape: tuple[int, ...], rate: float, dtype: Any = jnp.float32) -> Array:
+def dropout_mask(
+    key: Array, shape: tuple[int, ...], rate: float, dtype: Any = jnp.float32
+) -> Array:
     """A dropout mask of ``shape``: ``0`` with probability ``rate``, else ``1 / (1 - rate)``."""
     check_rate("rate", rate)
     if rate >= 1.0:

@@ -23,7 +23,7 @@ Keyword options shared by every layer (:class:`Options`):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
 import jax
@@ -36,6 +36,10 @@ from typing_extensions import Unpack
 from jaxrnn import families, kernels
 from jaxrnn.dropout import check_rate, dropout_mask
 from jaxrnn.families.base import Array, Carry, Cell, Family, Params, hidden_of
+from jaxrnn.families.convlstm import CONVLSTM
+from jaxrnn.families.gru import GRU
+from jaxrnn.families.layernorm_lstm import LAYERNORM_LSTM
+from jaxrnn.families.lstm import LSTM
 from jaxrnn.params import Layout, layer_params, layout_of
 
 
@@ -326,8 +330,7 @@ def _initial_state(
             expected = (
                 f"hx as one array of shape {want[0]}"
                 if len(want) == 1
-                else f"hx=({', '.join(labels)}) with shapes "
-                + " and ".join(str(s) for s in want)
+                else f"hx=({', '.join(labels)}) with shapes " + " and ".join(str(s) for s in want)
             )
             raise TypeError(f"{family.name} expects {expected}, got {described}")
         state = []
@@ -366,7 +369,7 @@ def layer(
     """Any registered family as a stacked layer: ``x (T, B, I) -> (output, final state)``.
 
     Args:
-        family: a family name (``"lstm"``; see :func:`jaxrnn.families.names`) or spec.
+        family: a family name (``'gru'``; see :func:`jaxrnn.families.names`) or spec.
         params: PyTorch-named parameters (``weight_ih_l0``, ...); depth, directions, bias and
             sizes are read off them.
         x: ``(T, B, I)``, ``(B, T, I)`` with ``batch_first``, or unbatched ``(T, I)``
@@ -454,9 +457,7 @@ def rnn(
         ((5, 4, 16), (2, 4, 8))
     """
     if nonlinearity not in ("tanh", "relu"):
-        raise ValueError(
-            f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'."
-        )
+        raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
     return layer(
         f"rnn_{nonlinearity}", params, x, hx, lengths=lengths, resets=resets,
         batch_first=batch_first, key=key, **options,
@@ -483,13 +484,13 @@ def lstm(
     Example:
         >>> import jax, jaxrnn
         >>> from jaxrnn.params import Layout, init_params
-        >>> p = init_params(jax.random.key(0), Layout("lstm", 3, 8, proj_size=4))
+        >>> p = init_params(jax.random.key(0), Layout('lstm', 3, 8, proj_size=4))
         >>> y, (h_n, c_n) = jaxrnn.lstm(p, jax.numpy.ones((5, 4, 3)))
         >>> y.shape, h_n.shape, c_n.shape
         ((5, 4, 4), (1, 4, 4), (1, 4, 8))
     """
     return layer(
-        "lstm", params, x, hx, lengths=lengths, resets=resets, batch_first=batch_first,
+        LSTM, params, x, hx, lengths=lengths, resets=resets, batch_first=batch_first,
         key=key, **options,
     )  # fmt: skip
 
@@ -518,7 +519,7 @@ def gru(
         ((4, 5, 8), (1, 4, 8))
     """
     return layer(
-        "gru", params, x, hx, lengths=lengths, resets=resets, batch_first=batch_first,
+        GRU, params, x, hx, lengths=lengths, resets=resets, batch_first=batch_first,
         key=key, **options,
     )  # fmt: skip
 
@@ -548,7 +549,7 @@ def layernorm_lstm(
         ((5, 4, 8), (1, 4, 8))
     """
     return layer(
-        "layernorm_lstm", params, x, hx, lengths=lengths, resets=resets,
+        LAYERNORM_LSTM, params, x, hx, lengths=lengths, resets=resets,
         batch_first=batch_first, key=key, **options,
     )  # fmt: skip
 
@@ -580,6 +581,6 @@ def convlstm(
         ((5, 1, 8, 8, 4), (1, 1, 8, 8, 4))
     """
     return layer(
-        "convlstm", params, x, hx, lengths=lengths, resets=resets, batch_first=batch_first,
+        CONVLSTM, params, x, hx, lengths=lengths, resets=resets, batch_first=batch_first,
         key=key, **options,
     )  # fmt: skip

@@ -97,9 +97,12 @@ class Recurrent(nn.Module):
             name: self.param(
                 name,
                 functools.partial(
-                    init_param, name=name, layout=layout, recurrent_init=self.recurrent_init,
+                    init_param,
+                    name=name,
+                    layout=layout,
+                    recurrent_init=self.recurrent_init,
                     dtype=self.param_dtype,
-                ),  # fmt: skip
+                ),
                 shape,
             )
             for name, shape in layout.shapes().items()

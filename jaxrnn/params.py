@@ -56,7 +56,9 @@ def check_constructor(
         if not isinstance(value, bool):
             raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
     if not isinstance(bidirectional, bool):
-        raise TypeError(f"bidirectional should be of type bool, got: {type(bidirectional).__name__}")
+        raise TypeError(
+            f"bidirectional should be of type bool, got: {type(bidirectional).__name__}"
+        )
     for name, value in (
         ("input_size", input_size),
         ("hidden_size", hidden_size),
@@ -85,7 +87,7 @@ def check_constructor(
 class Layout:
     """Sizes of a stacked recurrent layer, as PyTorch's constructor arguments name them.
 
-    ``family`` is a registered family's name (``"lstm"``); ``options`` its own shape options
+    ``family`` is a registered family's name (``'lstm'``); ``options`` its own shape options
     as ``(name, value)`` pairs (ConvLSTM's ``kernel_size``).
     """
 

@@ -42,7 +42,8 @@ def scan(
         >>> import jax.numpy as jnp
         >>> from jaxrnn.scan import scan
         >>> cell = lambda p, h, x: (h + x, h + x)  # a running sum
-        >>> h, ys = scan(cell, {}, jnp.ones((4, 2, 1)), jnp.zeros((2, 1)), lengths=jnp.array([4, 2]))
+        >>> lengths = jnp.array([4, 2])
+        >>> h, ys = scan(cell, {}, jnp.ones((4, 2, 1)), jnp.zeros((2, 1)), lengths=lengths)
         >>> h[:, 0].tolist(), ys[:, 1, 0].tolist()
         ([4.0, 2.0], [1.0, 2.0, 0.0, 0.0])
     """

@@ -187,7 +187,9 @@ BAD_CALLS = {
         r"params\['bias_ih_l0'\] should have shape \(18,\), got \(17,\)",
     ),
     "misshaped upper layer": (
-        lambda: jaxrnn.rnn({**params("rnn_tanh", num_layers=2), "weight_ih_l1": jnp.zeros((6, 5))}, X),
+        lambda: jaxrnn.rnn(
+            {**params("rnn_tanh", num_layers=2), "weight_ih_l1": jnp.zeros((6, 5))}, X
+        ),
         ValueError,
         r"params\['weight_ih_l1'\] should have shape \(6, 6\), got \(6, 5\)",
     ),
@@ -238,7 +240,10 @@ BAD_CALLS = {
     ),
     "recurrent_init": (
         lambda: init_param(
-            jax.random.key(0), (18, 6), name="weight_hh_l0", layout=Layout("gru", 5, 6),
+            jax.random.key(0),
+            (18, 6),
+            name="weight_hh_l0",
+            layout=Layout("gru", 5, 6),
             recurrent_init="xavier",
         ),
         ValueError,

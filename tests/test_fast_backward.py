@@ -72,7 +72,9 @@ FLAGS = [
 ]
 
 
-@pytest.mark.parametrize("kind,bias,reverse,lengths,masked", [(k, *f) for k in KINDS for f in FLAGS])
+@pytest.mark.parametrize(
+    "kind,bias,reverse,lengths,masked", [(k, *f) for k in KINDS for f in FLAGS]
+)
 def test_fused_matches_autodiff_of_the_scan_kernel(kind, bias, reverse, lengths, masked):
     with jax.enable_x64(True):
         family, params, x, carry, mask = setup(kind, bias)

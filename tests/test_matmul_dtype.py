@@ -21,7 +21,7 @@ from flax import nnx
 import jaxrnn
 import jaxrnn.linen
 import jaxrnn.nnx
-from jaxrnn import families, kernels
+from jaxrnn import cells, families, kernels
 from jaxrnn.interop import from_torch
 
 torch = pytest.importorskip("torch")

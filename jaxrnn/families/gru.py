@@ -69,7 +69,7 @@ def _forward(p: Params, xs, carry, valid, mask, *, reverse, unroll, mm_dtype, sa
         x, v = inputs
         zi = matmul(x, w, mm_dtype)
         zh = matmul(h if mask is None else h * mask, whh_t, mm_dtype)
-        if b is not None:
+        if b is not None and bhh is not None:
             zi, zh = zi + b, zh + bhh
         ir, iu, in_ = jnp.split(zi, 3, axis=-1)
         hr, hu, hn = jnp.split(zh, 3, axis=-1)

@@ -32,9 +32,7 @@ def layernorm_lstm_cell(params: Params, carry: tuple[Array, Array], x: Array):
     """One step; carry ``(h (B, H), c (B, H))``, ``x (B, I)``, output ``h' (B, H)``."""
     h, c = carry
     z = layer_norm(x @ params["weight_ih"].T, params["ln_ih_weight"], params.get("ln_ih_bias"))
-    z = z + layer_norm(
-        h @ params["weight_hh"].T, params["ln_hh_weight"], params.get("ln_hh_bias")
-    )
+    z = z + layer_norm(h @ params["weight_hh"].T, params["ln_hh_weight"], params.get("ln_hh_bias"))
     i, f, g, o = jnp.split(z, 4, axis=-1)
     c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
     c_norm = layer_norm(c, params["ln_cell_weight"], params.get("ln_cell_bias"))

@@ -8,6 +8,8 @@ with gate blocks ``(i, f, g, o)`` in PyTorch's order, and ``weight_hr (P, H)`` w
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -103,6 +105,7 @@ def _forward(p: Params, xs, carry, valid, mask, *, reverse, unroll, mm_dtype, sa
             return (new_h, new_c), new_h
         return (new_h, new_c), ((new_h, new_c, a, m) if whr_t is not None else (new_h, new_c, a))
 
+    out: Any
     final, out = jax.lax.scan(step, carry, (xs, valid), reverse=reverse, unroll=unroll)
     hs = out[0] if save else out
     return final, masked_outputs(hs, valid), (out if save else None)
@@ -157,6 +160,7 @@ def _backward(p: Params, xs, carry, valid, mask, saved, d_final, d_ys, *, revers
     if "bias_ih" in p:
         grads["bias_ih"] = grads["bias_hh"] = dz.sum(axis=(0, 1))
     if whr is not None:
+        assert dh_all is not None
         dh_v = dh_all if v is None else dh_all * v
         grads["weight_hr"] = contract("tbp,tbh->ph", dh_v, saved[3], mm_dtype)
     return grads, matmul(dz, p["weight_ih"], mm_dtype), (dh0, dc0)

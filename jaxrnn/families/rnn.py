@@ -13,6 +13,7 @@ import jax.numpy as jnp
 
 from jaxrnn.families.base import (
     Array,
+    Cell,
     Family,
     Fused,
     Params,
@@ -100,13 +101,18 @@ def _fused(act: Callable[[Array], Array], tanh: bool) -> Fused:
     return Fused(forward, backward)
 
 
-_COMMON = dict(
-    param_shapes=lambda sizes: affine_shapes(1, sizes),
-    read_sizes=affine_sizes(1),
-    state_shapes=vector_state,
-    kernels=("fused", "scan"),
-    check_sizes=no_projection,
-)
+def _elman(name: str, cell: Cell, act: Callable[[Array], Array], tanh: bool) -> Family:
+    return Family(
+        name=name,
+        cell=cell,
+        param_shapes=lambda sizes: affine_shapes(1, sizes),
+        read_sizes=affine_sizes(1),
+        state_shapes=vector_state,
+        kernels=("fused", "scan"),
+        fused=_fused(act, tanh),
+        check_sizes=no_projection,
+    )
 
-RNN_TANH = Family(name="rnn_tanh", cell=rnn_tanh_cell, fused=_fused(jnp.tanh, True), **_COMMON)
-RNN_RELU = Family(name="rnn_relu", cell=rnn_relu_cell, fused=_fused(jax.nn.relu, False), **_COMMON)
+
+RNN_TANH = _elman("rnn_tanh", rnn_tanh_cell, jnp.tanh, True)
+RNN_RELU = _elman("rnn_relu", rnn_relu_cell, jax.nn.relu, False)

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax._src.core import Tracer as _Tracer  # pyright: ignore[reportPrivateImportUsage]
 from jax._src.interpreters import ad as _ad
 
 from jaxrnn.families.base import Array, Carry, Family, Params
@@ -120,7 +121,7 @@ def forward_mode(*trees: Any) -> bool:
     """Whether any leaf is being differentiated in forward mode (``jax.jvp``, ``jacfwd``,
     the outer half of ``hessian``), seen through reverse-mode tracers wrapped around it."""
     for leaf in jax.tree.leaves(trees):
-        while isinstance(leaf, jax.core.Tracer):
+        while isinstance(leaf, _Tracer):
             if isinstance(leaf, _ad.JVPTracer):
                 return True
             leaf = getattr(leaf, "primal", None)

@@ -21,7 +21,7 @@ PyTree = Any
 DATA = "data"
 
 
-def data_mesh(devices: Sequence[jax.Device] | None = None, *, axis: str = DATA) -> Mesh:
+def data_mesh(devices: Sequence[Any] | None = None, *, axis: str = DATA) -> Mesh:
     """A 1-D mesh named ``axis`` over ``devices`` (default: all devices of all hosts)."""
     devices = jax.devices() if devices is None else list(devices)
     if not devices:
