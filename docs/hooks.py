@@ -29,6 +29,7 @@ ORDER = [
     "jaxrnn.kernels",
     "jaxrnn.cells",
     "jaxrnn.scan",
+    "jaxrnn.fused",
     "jaxrnn.params",
     "jaxrnn.interop",
     "jaxrnn.sequences",
