@@ -12,7 +12,9 @@ import re
 
 import griffe
 
-ROLE = re.compile(r":(?:py:)?(?:func|class|mod|meth|attr|data|obj|exc):`(~?)([\w.]+)(\(\))?`")
+ROLE = re.compile(
+    r":(?:py:)?(?:func|class|mod|meth|attr|data|obj|exc):`(~?)([\w.]+)(\(\))?`"
+)
 
 
 def _lookup(root: griffe.Module, path: str) -> str | None:
@@ -35,7 +37,9 @@ def _lookup(root: griffe.Module, path: str) -> str | None:
     return obj.path
 
 
-def _resolve(root: griffe.Module, obj: griffe.Object, target: str) -> str | None:
+def _resolve(
+    root: griffe.Module, obj: griffe.Object, target: str
+) -> str | None:
     scopes = [obj.path]
     parent = obj.parent
     while parent is not None:
@@ -54,7 +58,10 @@ class SphinxRoles(griffe.Extension):
             if obj.docstring is not None:
                 obj.docstring.value = rewrite(pkg, obj, obj.docstring.value)
             for member in obj.members.values():
-                if not isinstance(member, griffe.Alias) and member.parent is obj:
+                if (
+                    not isinstance(member, griffe.Alias)
+                    and member.parent is obj
+                ):
                     visit(member)
 
         visit(pkg)

@@ -50,7 +50,11 @@ def modules() -> list[str]:
             found.append(".".join(parts))
 
     def rank(name: str) -> tuple[int, str]:
-        hits = [i for i, m in enumerate(ORDER) if name == m or name.startswith(m + ".")]
+        hits = [
+            i
+            for i, m in enumerate(ORDER)
+            if name == m or name.startswith(m + ".")
+        ]
         return (hits[0] if hits else len(ORDER), name)
 
     return sorted(found, key=rank)
@@ -61,7 +65,9 @@ def is_package(module: str) -> bool:
 
 
 def on_config(config, **kwargs):
-    pages = [{"Overview": "api/index.md"}] + [{m: f"api/{m}.md"} for m in modules()]
+    pages = [{"Overview": "api/index.md"}] + [
+        {m: f"api/{m}.md"} for m in modules()
+    ]
     for entry in config.nav:
         if isinstance(entry, dict) and NAV_TITLE in entry:
             entry[NAV_TITLE] = pages
@@ -92,7 +98,9 @@ def _overview() -> str:
         obj = getattr(package, name)
         doc = (inspect.getdoc(obj) or "").strip().splitlines()
         summary = doc[0] if doc else ""
-        rows.append(f"| {_where(name, obj)} | {summary.replace('|', '&#124;')} |")
+        rows.append(
+            f"| {_where(name, obj)} | {summary.replace('|', '&#124;')} |"
+        )
     return (
         "# API reference\n\n"
         "Generated from the docstrings: one page per module (in the navigation). "
@@ -105,7 +113,9 @@ def _overview() -> str:
 def on_files(files, config, **kwargs):
     files.append(File.generated(config, "api/index.md", content=_overview()))
     for module in modules():
-        files.append(File.generated(config, f"api/{module}.md", content=_page(module)))
+        files.append(
+            File.generated(config, f"api/{module}.md", content=_page(module))
+        )
     for chart in sorted((ROOT / "benchmarks" / "results").glob("*.png")):
         files.append(
             File(
