@@ -96,17 +96,20 @@ def _overview() -> str:
     rows = []
     for name in package.__all__:
         obj = getattr(package, name)
-        doc = (inspect.getdoc(obj) or "").strip().splitlines()
-        summary = doc[0] if doc else ""
+        doc = (inspect.getdoc(obj) or "").strip().split("\n\n")[0]
+        summary = " ".join(doc.split())
         rows.append(
             f"| {_where(name, obj)} | {summary.replace('|', '&#124;')} |"
         )
     return (
         "# API reference\n\n"
-        "Generated from the docstrings: one page per module (in the navigation). "
-        f"Everything `import {PACKAGE}` exports:\n\n"
-        "| name | what it is |\n| --- | --- |\n" + "\n".join(rows) + "\n\n"
-        f"::: {PACKAGE}\n    options:\n      members: false\n      show_root_heading: false\n"
+        f"::: {PACKAGE}\n"
+        "    options:\n"
+        "      members: false\n"
+        "      show_root_heading: false\n\n"
+        "Generated from the docstrings, one page per module (in the "
+        f"navigation). Everything `import {PACKAGE}` exports:\n\n"
+        "| name | what it is |\n| --- | --- |\n" + "\n".join(rows) + "\n"
     )
 
 
