@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import posixpath
 import sys
 from pathlib import Path
 
@@ -64,28 +65,52 @@ def is_package(module: str) -> bool:
     return (ROOT / Path(*module.split(".")) / "__init__.py").exists()
 
 
+def page_path(module: str) -> str:
+    """Where a module's page lives: ``api/<package>/index.md`` for a package."""
+    return (
+        f"api/{module}/index.md" if is_package(module) else f"api/{module}.md"
+    )
+
+
+def _link(from_page: str, module: str) -> str:
+    """A relative Markdown link from ``from_page`` to ``module``'s page."""
+    target = posixpath.relpath(page_path(module), posixpath.dirname(from_page))
+    return f"[`{module}`]({target})"
+
+
+def _nav(parent: str) -> list:
+    """Nav entries of ``parent``'s submodules; a package is a section of its own."""
+    entries: list = []
+    for module in modules():
+        if module.rpartition(".")[0] != parent:
+            continue
+        if is_package(module):
+            entries.append({module: [page_path(module), *_nav(module)]})
+        else:
+            entries.append({module: page_path(module)})
+    return entries
+
+
 def on_config(config, **kwargs):
-    pages = [{"Overview": "api/index.md"}] + [
-        {m: f"api/{m}.md"} for m in modules()
-    ]
     for entry in config.nav:
         if isinstance(entry, dict) and NAV_TITLE in entry:
-            entry[NAV_TITLE] = pages
+            entry[NAV_TITLE] = ["api/index.md", *_nav(PACKAGE)]
     return config
 
 
 def _page(module: str) -> str:
     if not is_package(module):
         return f"::: {module}\n"
+    here = page_path(module)
     subs = [m for m in modules() if m.rpartition(".")[0] == module]
-    links = "".join(f"- [`{m}`]({m}.md)\n" for m in subs)
+    links = "".join(f"- {_link(here, m)}\n" for m in subs)
     return f"::: {module}\n    options:\n      members: false\n\n{links}"
 
 
 def _where(name: str, obj) -> str:
     """A Markdown link to the reference entry of ``jaxrnn.<name>``."""
     if inspect.ismodule(obj):
-        return f"[`{obj.__name__}`]({obj.__name__}.md)"
+        return _link("api/index.md", obj.__name__)
     return f"[`{PACKAGE}.{name}`][{obj.__module__}.{obj.__qualname__}]"
 
 
@@ -117,7 +142,7 @@ def on_files(files, config, **kwargs):
     files.append(File.generated(config, "api/index.md", content=_overview()))
     for module in modules():
         files.append(
-            File.generated(config, f"api/{module}.md", content=_page(module))
+            File.generated(config, page_path(module), content=_page(module))
         )
     for chart in sorted((ROOT / "benchmarks" / "results").glob("*.png")):
         files.append(
