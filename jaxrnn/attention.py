@@ -43,6 +43,19 @@ def masked_softmax(scores: Array, lengths: Array | None) -> Array:
     """Softmax over the last axis ``T`` of ``scores (B, ..., T)``, restricted to ``t < lengths``.
 
     Padded steps get exactly ``0``; a sequence of length 0 gets all zeros (no NaN).
+
+    Args:
+        scores: ``(B, T)`` or ``(B, S, T)`` attention scores.
+        lengths: ``(B,)`` integer valid lengths, or ``None`` for a plain softmax.
+
+    Returns:
+        Weights of the shape of ``scores``, summing to one over each sequence's valid steps.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxrnn.attention import masked_softmax
+        >>> masked_softmax(jnp.zeros((2, 4)), jnp.array([4, 2])).tolist()
+        [[0.25, 0.25, 0.25, 0.25], [0.5, 0.5, 0.0, 0.0]]
     """
     if lengths is None:
         return jax.nn.softmax(scores, axis=-1)
@@ -70,6 +83,24 @@ def dot_product_attention(
 
     ``query`` and ``keys`` share the feature size ``H``. ``scale=True`` divides the scores by
     ``sqrt(H)`` (as in Transformers); Luong et al. (2015) do not.
+
+    Args:
+        query: the decoder state, ``(B, H)`` for one step or ``(B, S, H)`` for ``S`` steps.
+        keys: the encoder outputs ``(B, T, H)``, which also serve as the values.
+        lengths: ``(B,)`` valid lengths of ``keys``; padded steps get weight exactly 0.
+        scale: divide the scores by ``sqrt(H)``.
+
+    Returns:
+        ``(context, weights)``: ``context`` ``(B, H)`` (or ``(B, S, H)``), the weighted sum
+        of ``keys``, and ``weights`` ``(B, T)`` (or ``(B, S, T)``).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxrnn.attention import dot_product_attention
+        >>> keys = jnp.ones((2, 5, 8))
+        >>> context, weights = dot_product_attention(jnp.ones((2, 8)), keys, jnp.array([5, 2]))
+        >>> context.shape, weights.shape, weights[1].tolist()
+        ((2, 8), (2, 5), [0.5, 0.5, 0.0, 0.0, 0.0])
     """
     lengths = _check(query, keys, lengths)
     if query.shape[-1] != keys.shape[-1]:
@@ -87,7 +118,21 @@ def dot_product_attention(
 
 
 def additive_shapes(query_size: int, key_size: int, features: int) -> dict[str, tuple[int, ...]]:
-    """Parameter names and shapes of :func:`additive_attention` (PyTorch's ``(out, in)``)."""
+    """Parameter names and shapes of :func:`additive_attention` (PyTorch's ``(out, in)``).
+
+    Args:
+        query_size: ``Hq``, the feature size of the query.
+        key_size: ``Hk``, the feature size of the keys.
+        features: ``A``, the size of the hidden layer of the score.
+
+    Returns:
+        ``{"weight_query": (A, Hq), "weight_key": (A, Hk), "bias": (A,), "v": (A,)}``.
+
+    Examples:
+        >>> from jaxrnn.attention import additive_shapes
+        >>> additive_shapes(12, 16, 10)
+        {'weight_query': (10, 12), 'weight_key': (10, 16), 'bias': (10,), 'v': (10,)}
+    """
     return {
         "weight_query": (features, query_size),
         "weight_key": (features, key_size),
@@ -97,7 +142,23 @@ def additive_shapes(query_size: int, key_size: int, features: int) -> dict[str, 
 
 
 def init_additive_param(key: Array, shape: tuple[int, ...], dtype=jnp.float32) -> Array:
-    """``U(-1/sqrt(n), 1/sqrt(n))`` with ``n = shape[-1]``, as ``torch.nn.Linear`` draws."""
+    """``U(-1/sqrt(n), 1/sqrt(n))`` with ``n = shape[-1]``, as ``torch.nn.Linear`` draws.
+
+    Args:
+        key: a JAX PRNG key.
+        shape: the parameter's shape; its last axis is the fan-in ``n``.
+        dtype: the parameter's dtype.
+
+    Returns:
+        An array of ``shape``.
+
+    Examples:
+        >>> import jax
+        >>> from jaxrnn.attention import init_additive_param
+        >>> w = init_additive_param(jax.random.key(0), (10, 16))
+        >>> w.shape, bool(abs(w).max() <= 0.25)
+        ((10, 16), True)
+    """
     bound = 1.0 / jnp.sqrt(shape[-1])
     return jax.random.uniform(key, shape, dtype, -bound, bound)
 
@@ -105,7 +166,25 @@ def init_additive_param(key: Array, shape: tuple[int, ...], dtype=jnp.float32) -
 def init_additive(
     key: Array, query_size: int, key_size: int, features: int, dtype=jnp.float32
 ) -> dict[str, Array]:
-    """Fresh parameters for :func:`additive_attention`."""
+    """Fresh parameters for :func:`additive_attention`.
+
+    Args:
+        key: a JAX PRNG key.
+        query_size: ``Hq``, the feature size of the query.
+        key_size: ``Hk``, the feature size of the keys.
+        features: ``A``, the size of the hidden layer of the score.
+        dtype: the parameters' dtype.
+
+    Returns:
+        A dict named and shaped as :func:`additive_shapes` says.
+
+    Examples:
+        >>> import jax
+        >>> from jaxrnn.attention import init_additive
+        >>> params = init_additive(jax.random.key(0), query_size=12, key_size=16, features=10)
+        >>> {name: p.shape for name, p in params.items()}["weight_key"]
+        (10, 16)
+    """
     shapes = additive_shapes(query_size, key_size, features)
     keys = jax.random.split(key, len(shapes))
     return {
@@ -121,6 +200,25 @@ def additive_attention(
     ``score_t = v · tanh(W_q query + W_k keys_t + bias)`` with ``params`` named as in
     :func:`additive_shapes` (``weight_query (A, Hq)``, ``weight_key (A, Hk)``, ``bias (A,)``,
     ``v (A,)``).
+
+    Args:
+        params: the four parameters above (:func:`init_additive` makes fresh ones).
+        query: the decoder state, ``(B, Hq)`` for one step or ``(B, S, Hq)`` for ``S`` steps.
+        keys: the encoder outputs ``(B, T, Hk)``, which also serve as the values.
+        lengths: ``(B,)`` valid lengths of ``keys``; padded steps get weight exactly 0.
+
+    Returns:
+        ``(context, weights)``: ``context`` ``(B, Hk)`` (or ``(B, S, Hk)``) and ``weights``
+        ``(B, T)`` (or ``(B, S, T)``).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxrnn.attention import additive_attention, init_additive
+        >>> params = init_additive(jax.random.key(0), query_size=12, key_size=16, features=10)
+        >>> keys, lengths = jnp.ones((2, 7, 16)), jnp.array([7, 3])
+        >>> context, weights = additive_attention(params, jnp.ones((2, 4, 12)), keys, lengths)
+        >>> context.shape, weights.shape, float(weights[1, :, 3:].sum())
+        ((2, 4, 16), (2, 4, 7), 0.0)
     """
     lengths = _check(query, keys, lengths)
     missing = [n for n in ADDITIVE_NAMES if n not in params]

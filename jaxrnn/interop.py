@@ -20,6 +20,21 @@ def from_torch(module_or_state_dict: Any) -> dict[str, jax.Array]:
     The result is what :func:`jaxrnn.functional.lstm` and friends, and the ``params`` of the
     Flax modules, take. dtypes are kept (bfloat16 included), except that float64 becomes
     float32, with a warning, unless JAX's x64 mode is on.
+
+    Args:
+        module_or_state_dict: a ``torch.nn.RNN``, ``LSTM`` or ``GRU``, or a mapping of names
+            to tensors such as its ``state_dict()``.
+
+    Returns:
+        ``{name: jax.Array}`` with the state_dict's names and shapes, e.g.
+        ``weight_ih_l0 (G*H, I)``, ``weight_hh_l0 (G*H, H)``, ``bias_ih_l0 (G*H,)`` with
+        ``G`` = 1, 4 or 3 gates for RNN, LSTM, GRU.
+
+    Examples:
+        >>> import torch, jaxrnn
+        >>> params = jaxrnn.interop.from_torch(torch.nn.GRU(8, 16, num_layers=2))
+        >>> params["weight_ih_l0"].shape, params["weight_hh_l1"].shape
+        ((48, 8), (48, 16))
     """
     import torch
 
@@ -57,7 +72,23 @@ def from_torch(module_or_state_dict: Any) -> dict[str, jax.Array]:
 
 def to_torch(params: Mapping[str, Any]) -> dict[str, Any]:
     """jaxrnn parameters as a state_dict that ``torch_module.load_state_dict(..., strict=True)``
-    accepts: a dict of CPU ``torch.Tensor`` with the same names, shapes and dtypes."""
+    accepts: a dict of CPU ``torch.Tensor`` with the same names, shapes and dtypes.
+
+    Args:
+        params: a mapping of PyTorch names to arrays, e.g. the ``params`` of a jaxrnn layer
+            or ``jaxrnn.nnx.LSTM(...).state_dict()``.
+
+    Returns:
+        ``{name: torch.Tensor}``, bfloat16 kept as ``torch.bfloat16``.
+
+    Examples:
+        >>> import jax, torch, jaxrnn
+        >>> from jaxrnn.params import Layout, init_params
+        >>> params = init_params(jax.random.key(0), Layout("lstm", 8, 16))
+        >>> torch_lstm = torch.nn.LSTM(8, 16)
+        >>> torch_lstm.load_state_dict(jaxrnn.interop.to_torch(params), strict=True)
+        <All keys matched successfully>
+    """
     import torch
 
     if not isinstance(params, Mapping):

@@ -27,6 +27,23 @@ def pad_sequences(
 
     Runs on the host (NumPy), before ``jax.jit``. ``max_len`` pads to a fixed length instead
     of the longest sequence (a fixed shape avoids recompiling for every batch).
+
+    Args:
+        seqs: a list of ``B`` arrays ``(T_i, ...)`` sharing their trailing shape.
+        padding_value: the value of the padded steps.
+        max_len: pad to this many steps (at least the longest ``T_i``); default the longest.
+        batch_first: return ``(B, T, ...)`` if true, time-major ``(T, B, ...)`` otherwise.
+
+    Returns:
+        ``(padded, lengths)``: ``padded`` ``(B, T, ...)`` in the sequences' common dtype and
+        ``lengths`` ``(B,)`` int32, what every layer's ``lengths=`` takes.
+
+    Examples:
+        >>> import numpy as np
+        >>> from jaxrnn.sequences import pad_sequences
+        >>> x, lengths = pad_sequences([np.ones((3, 2)), np.ones((1, 2))])
+        >>> x.shape, lengths.tolist(), x[1, :, 0].tolist()
+        ((2, 3, 2), [3, 1], [1.0, 0.0, 0.0])
     """
     if isinstance(seqs, np.ndarray | jax.Array) or not isinstance(seqs, Sequence):
         raise TypeError(f"seqs must be a list of arrays (T_i, ...), got {type(seqs).__name__}")
@@ -70,7 +87,22 @@ def _check(x: Array, lengths: Array, batch_first: bool, min_ndim: int = 2) -> Ar
 
 
 def lengths_to_mask(lengths: Array, max_len: int, *, batch_first: bool = True) -> Array:
-    """``mask[b, t] = t < lengths[b]``: ``(B,) -> (B, T)`` bool (``(T, B)`` if not batch_first)."""
+    """``mask[b, t] = t < lengths[b]``: ``(B,) -> (B, T)`` bool (``(T, B)`` if not batch_first).
+
+    Args:
+        lengths: ``(B,)`` integer valid lengths.
+        max_len: ``T``, the padded length.
+        batch_first: ``(B, T)`` if true, ``(T, B)`` otherwise.
+
+    Returns:
+        A bool mask, true at the valid steps.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxrnn.sequences import lengths_to_mask
+        >>> lengths_to_mask(jnp.array([3, 1]), 4).astype(int).tolist()
+        [[1, 1, 1, 0], [1, 0, 0, 0]]
+    """
     lengths = jnp.asarray(lengths)
     if lengths.ndim != 1 or not jnp.issubdtype(lengths.dtype, jnp.integer):
         raise ValueError(
@@ -89,6 +121,21 @@ def reverse_padded(x: Array, lengths: Array, *, batch_first: bool = True) -> Arr
     """Reverse each sequence's first ``lengths[b]`` steps; padding stays where it is.
 
     ``x (B, T, ...) -> (B, T, ...)``. Applying it twice gives ``x`` back.
+
+    Args:
+        x: a padded batch ``(B, T, ...)`` (``(T, B, ...)`` if not ``batch_first``).
+        lengths: ``(B,)`` integer valid lengths.
+        batch_first: the layout of ``x``.
+
+    Returns:
+        ``x`` with each sequence's valid steps in reverse order, in ``x``'s shape.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxrnn.sequences import reverse_padded
+        >>> x = jnp.array([[1, 2, 3, 4], [1, 2, 0, 0]])[..., None]
+        >>> reverse_padded(x, jnp.array([4, 2]))[..., 0].tolist()
+        [[4, 3, 2, 1], [2, 1, 0, 0]]
     """
     lengths = _check(x, lengths, batch_first)
     if not batch_first:
@@ -99,7 +146,24 @@ def reverse_padded(x: Array, lengths: Array, *, batch_first: bool = True) -> Arr
 
 
 def masked_mean(x: Array, lengths: Array, *, batch_first: bool = True) -> Array:
-    """Mean over each sequence's valid steps: ``x (B, T, H) -> (B, H)``; 0 for a length 0."""
+    """Mean over each sequence's valid steps: ``x (B, T, H) -> (B, H)``; 0 for a length 0.
+
+    Args:
+        x: a padded batch ``(B, T, H)`` (``(T, B, H)`` if not ``batch_first``); any number
+            of trailing feature axes.
+        lengths: ``(B,)`` integer valid lengths.
+        batch_first: the layout of ``x``.
+
+    Returns:
+        ``(B, H)``: the mean over steps ``t < lengths[b]``; padding never enters it.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxrnn.sequences import masked_mean
+        >>> x = jnp.array([[1.0, 2.0, 3.0], [4.0, 8.0, 100.0]])[..., None]
+        >>> masked_mean(x, jnp.array([3, 2]))[:, 0].tolist()
+        [2.0, 6.0]
+    """
     lengths = _check(x, lengths, batch_first)
     axis = 1 if batch_first else 0
     mask = lengths_to_mask(lengths, x.shape[axis], batch_first=batch_first)
@@ -112,6 +176,21 @@ def last_valid(x: Array, lengths: Array, *, batch_first: bool = True) -> Array:
     """Each sequence's output at its last valid step ``lengths[b] - 1``: ``(B, T, H) -> (B, H)``.
 
     This is the N-vs-1 readout for a forward layer; a length-0 sequence reads step 0.
+
+    Args:
+        x: a padded batch ``(B, T, H)`` (``(T, B, H)`` if not ``batch_first``).
+        lengths: ``(B,)`` integer valid lengths.
+        batch_first: the layout of ``x``.
+
+    Returns:
+        ``(B, H)``: ``x[b, lengths[b] - 1]`` for every ``b``.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxrnn.sequences import last_valid
+        >>> x = jnp.array([[1.0, 2.0, 3.0], [4.0, 5.0, 0.0]])[..., None]
+        >>> last_valid(x, jnp.array([3, 2]))[:, 0].tolist()
+        [3.0, 5.0]
     """
     lengths = _check(x, lengths, batch_first)
     if not batch_first:

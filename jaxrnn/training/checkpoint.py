@@ -48,6 +48,22 @@ def save_checkpoint(
 
     Keeps the newest ``keep`` checkpoints and deletes older ones. Returns once the files are
     written. Typed PRNG keys (``jax.random.key``) in ``state`` are supported.
+
+    Args:
+        directory: the checkpoint folder (created if missing).
+        step: the checkpoint's number, a non-negative int (usually the training step).
+        state: any pytree of arrays: params, optimizer state, PRNG keys, ...
+        keep: how many of the newest checkpoints to keep.
+
+    Examples:
+        >>> import tempfile, jax, jax.numpy as jnp
+        >>> from jaxrnn.training import restore_checkpoint, save_checkpoint
+        >>> directory = tempfile.mkdtemp()
+        >>> state = {"params": {"w": jnp.ones(3)}, "key": jax.random.key(0)}
+        >>> save_checkpoint(directory, 10, state)
+        >>> restored, step = restore_checkpoint(directory, state)
+        >>> step, restored["params"]["w"].tolist()
+        (10, [1.0, 1.0, 1.0])
     """
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise ValueError(f"step must be a non-negative int, got {step!r}")
@@ -67,6 +83,21 @@ def restore_checkpoint(
     ``target`` is a pytree like the saved state (e.g. freshly initialized params and
     optimizer state); its shapes, dtypes and shardings are used. Returns ``(state, step)``,
     or ``None`` if ``directory`` holds no checkpoint.
+
+    Args:
+        directory: the checkpoint folder written by :func:`save_checkpoint`.
+        target: a pytree like the saved state.
+        step: the checkpoint to restore; default the newest.
+
+    Returns:
+        ``(state, step)``, or ``None`` when there is no checkpoint, so that resuming reads
+        ``state, start = restore_checkpoint(directory, state) or (state, 0)``.
+
+    Examples:
+        >>> import tempfile, jax.numpy as jnp
+        >>> from jaxrnn.training import restore_checkpoint
+        >>> print(restore_checkpoint(tempfile.mkdtemp(), {"w": jnp.ones(3)}))
+        None
     """
     ocp = _orbax()
     if not os.path.isdir(directory):

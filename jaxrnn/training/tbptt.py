@@ -43,6 +43,22 @@ def reset_carry(
 
     ``carry`` is any pytree whose leaves have the batch on ``batch_axis``: ``0`` for a cell
     carry ``(B, H)``, ``1`` for a layer's ``h_n`` ``(num_layers * D, B, H)``.
+
+    Args:
+        carry: the state, a pytree of ``(B, ...)`` leaves (batch on ``batch_axis``).
+        reset: ``(B,)`` bool, true where the sequence starts anew.
+        initial: the state to start from, shaped like ``carry``; default zeros.
+        batch_axis: the batch axis of every leaf.
+
+    Returns:
+        ``carry`` with the reset rows replaced.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxrnn.training import reset_carry
+        >>> h = reset_carry(jnp.ones((3, 2)), jnp.array([False, True, False]))
+        >>> h[:, 0].tolist()
+        [1.0, 0.0, 1.0]
     """
     leaves = jax.tree.leaves(carry)
     if not leaves:
@@ -63,6 +79,23 @@ def carry_over(carry: PyTree, reset: Array | None = None, *, batch_axis: int = 0
     """The state one chunk hands the next: ``stop_gradient(carry)``, zeroed where ``reset``.
 
     ``reset`` (``(B,)`` bool) marks sequences that start anew with this chunk.
+
+    Args:
+        carry: the final state of a chunk, a pytree of ``(B, ...)`` leaves; a layer's
+            ``h_n`` or ``(h_n, c_n)`` with ``batch_axis=1``.
+        reset: ``(B,)`` bool, true where a new sequence starts with the next chunk.
+        batch_axis: the batch axis of every leaf.
+
+    Returns:
+        The initial state of the next chunk: no gradient flows back through it.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxrnn.training import carry_over
+        >>> h_n = jnp.ones((2, 3, 4))  # (num_layers * D, B, H)
+        >>> h_0 = carry_over(h_n, jnp.array([True, False, False]), batch_axis=1)
+        >>> h_0[:, :, 0].tolist()
+        [[0.0, 1.0, 1.0], [0.0, 1.0, 1.0]]
     """
     carry = jax.lax.stop_gradient(carry)
     return carry if reset is None else reset_carry(carry, reset, batch_axis=batch_axis)
@@ -85,6 +118,30 @@ def tbptt_scan(
     chunk only (and into ``params``). ``resets`` (``(T, B)`` bool) resets sequence ``b`` to a
     zero state before step ``t`` where ``resets[t, b]`` -- a sequence boundary mid-stream.
     ``T`` must be a multiple of ``chunk_size``.
+
+    Args:
+        cell: a cell ``cell(params, carry, x) -> (carry, y)`` (:mod:`jaxrnn.cells`).
+        params: the cell's parameters.
+        xs: the inputs ``(T, B, I)``, time-major.
+        carry: the initial state, e.g. ``(B, H)``.
+        chunk_size: ``K``, the truncation length; it divides ``T``.
+        resets: ``(T, B)`` bool, or ``None`` for no resets.
+        unroll: steps per iteration of the inner loop (``jax.lax.scan``'s ``unroll``).
+
+    Returns:
+        ``(carry, ys)``: the final state and the outputs ``(T, B, H)``.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxrnn.cells import gru_cell
+        >>> from jaxrnn.params import Layout, init_params, layer_params
+        >>> from jaxrnn.training import tbptt_scan
+        >>> params = layer_params(init_params(jax.random.key(0), Layout("gru", 3, 8)), 0, False)
+        >>> carry, ys = tbptt_scan(
+        ...     gru_cell, params, jnp.ones((60, 4, 3)), jnp.zeros((4, 8)), chunk_size=20
+        ... )
+        >>> carry.shape, ys.shape
+        ((4, 8), (60, 4, 8))
     """
     if xs.ndim < 2:
         raise ValueError(f"xs must be (T, B, ...), got shape {xs.shape}")
@@ -122,6 +179,23 @@ def stream_batches(data, batch_size: int, chunk_size: int) -> tuple[np.ndarray, 
     Returns ``inputs`` and ``targets`` (the next element), each ``(n, B, chunk_size, ...)``.
     Row ``b`` of chunk ``i + 1`` continues row ``b`` of chunk ``i``, so a model carries its
     state across chunks (:func:`carry_over`). The tail that does not fill a chunk is dropped.
+
+    Args:
+        data: the stream ``(N, ...)``, e.g. token ids ``(N,)``.
+        batch_size: ``B``, the number of parallel streams.
+        chunk_size: the steps per chunk.
+
+    Returns:
+        ``(inputs, targets)``, NumPy arrays ``(n, B, chunk_size, ...)``.
+
+    Examples:
+        >>> import numpy as np
+        >>> from jaxrnn.training import stream_batches
+        >>> inputs, targets = stream_batches(np.arange(100), batch_size=2, chunk_size=5)
+        >>> inputs.shape, inputs[0, 0].tolist(), targets[0, 0].tolist()
+        ((9, 2, 5), [0, 1, 2, 3, 4], [1, 2, 3, 4, 5])
+        >>> inputs[1, 0].tolist()  # chunk 1 continues chunk 0 in every row
+        [5, 6, 7, 8, 9]
     """
     data = np.asarray(data)
     if batch_size < 1 or chunk_size < 1:
