@@ -104,7 +104,15 @@ def _page(module: str) -> str:
     here = page_path(module)
     subs = [m for m in modules() if m.rpartition(".")[0] == module]
     links = "".join(f"- {_link(here, m)}\n" for m in subs)
-    return f"::: {module}\n    options:\n      members: false\n\n{links}"
+    # A package shows what it defines itself (a registry, a kernel type), not its re-exports.
+    package = importlib.import_module(module)
+    own = [
+        name
+        for name, obj in vars(package).items()
+        if not name.startswith("_") and getattr(obj, "__module__", None) == module
+    ]
+    members = "[" + ", ".join(own) + "]" if own else "false"
+    return f"::: {module}\n    options:\n      members: {members}\n\n{links}"
 
 
 def _where(name: str, obj) -> str:

@@ -100,6 +100,11 @@ class Layout:
     proj_size: int = 0
     options: tuple[tuple[str, Any], ...] = ()
 
+    def __post_init__(self) -> None:
+        # The family's defaults fill in what was not given, so equal layers compare equal.
+        merged = dict(self.spec.options) | dict(self.options)
+        object.__setattr__(self, "options", tuple(sorted(merged.items())))
+
     @property
     def spec(self) -> Family:
         return families.get(self.family)

@@ -107,6 +107,7 @@ class Family:
         fused: the family's fused loops (:class:`Fused`), if it offers ``"fused"``.
         state_dtype: ``dtype -> dtype`` of the carry (LRU: complex).
         check_sizes: raises ``ValueError`` for sizes the family cannot take.
+        options: the defaults of the family's own shape options (``Sizes.options``).
     """
 
     name: str
@@ -122,6 +123,7 @@ class Family:
     fused: Fused | None = None
     state_dtype: Callable[[Any], Any] = lambda dtype: dtype
     check_sizes: Callable[[Sizes], None] = lambda sizes: None
+    options: tuple[tuple[str, Any], ...] = ()
 
     def output_size(self, sizes: Sizes) -> int:
         """Width of one direction's output ``y``: ``proj_size`` if set, else ``hidden_size``."""

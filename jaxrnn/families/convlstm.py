@@ -96,5 +96,6 @@ CONVLSTM = Family(
     state_names=("h_n", "c_n"),
     init=_init,
     feature_ndim=3,
+    options=(("kernel_size", (3, 3)),),
     check_sizes=_check_sizes,
 )
