@@ -14,8 +14,9 @@ with ``a_t = 1 - z_t`` and ``b_t = z_t h̃_t`` (:func:`coefficients`), runnable 
 Family option ``candidate``: ``"linear"`` (default) is the candidate above; ``"g"`` is the
 paper's log-space variant (its appendix "Parallel Scan: Log-Space Implementation"),
 ``h̃_t = g(Linear_h(x_t))`` with ``g(x) = x + 0.5 if x >= 0 else σ(x)``, which keeps ``h̃``
-positive so the whole recurrence can run on logarithms (:func:`log_coefficients`). Parameters, PyTorch-style names per layer:
-``weight_ih (2H, I)`` holding the ``[z; h̃]`` blocks, ``bias_ih (2H,)``. Carry ``h (B, H)``.
+positive so the whole recurrence can run on logarithms (:func:`log_coefficients`).
+
+Parameters, PyTorch-style names per layer: ``weight_ih (2H, I)`` holding the ``[z; h̃]`` blocks, ``bias_ih (2H,)``. Carry ``h (B, H)``.
 """
 
 from __future__ import annotations
