@@ -16,7 +16,8 @@ paper's log-space variant (its appendix "Parallel Scan: Log-Space Implementation
 ``h̃_t = g(Linear_h(x_t))`` with ``g(x) = x + 0.5 if x >= 0 else σ(x)``, which keeps ``h̃``
 positive so the whole recurrence can run on logarithms (:func:`log_coefficients`).
 
-Parameters, PyTorch-style names per layer: ``weight_ih (2H, I)`` holding the ``[z; h̃]`` blocks, ``bias_ih (2H,)``. Carry ``h (B, H)``.
+Parameters, PyTorch-style names per layer: ``weight_ih (2H, I)`` holding the ``[z; h̃]``
+blocks, ``bias_ih (2H,)``. Carry ``h (B, H)``.
 """
 
 from __future__ import annotations
