@@ -64,29 +64,22 @@ def _check_inputs(a: Array, b: Array, h0: Array) -> tuple[Array, Array, Array]:
 
 
 def restarts(
-    resets: Array | None,
+    resets: Array,
     valid: Array | None,
-    steps: int,
-    batch: int,
     *,
     reverse: bool,
 ) -> Array:
-    """Where the carry is replaced by ``h0`` before the step, in the loop's own direction.
+    """Where the carry is replaced by the reset state before the step, in loop order.
 
     ``resets (T, B)`` is true where a new segment starts (forward convention). Forwards the
-    carry restarts at step 0 and wherever ``resets`` is true. Backwards (the loop runs
-    ``T-1 -> 0``) each segment is entered at its last step, so the carry restarts at ``T-1``
-    and at every step ``t`` whose successor ``t+1`` starts a new segment. A reset on a
-    padded step (``valid`` false) is ignored, so the state holds over padding. ``(T, B)``.
+    carry restarts wherever ``resets`` is true. Backwards (the loop runs ``T-1 -> 0``) each
+    segment is entered at its last step, so the carry restarts at every step ``t`` whose
+    successor ``t+1`` starts a new segment. A reset on a padded step (``valid`` false) is
+    ignored, so the state holds over padding. Returns ``(T, B)`` bool.
     """
-    first = jnp.zeros((steps, batch), bool).at[-1 if reverse else 0].set(True)
-    if resets is None:
-        return first
     if reverse:
-        resets = jnp.concatenate([resets[1:], jnp.zeros((1, batch), bool)], axis=0)
-    if valid is not None:
-        resets = resets & valid
-    return first | resets
+        resets = jnp.concatenate([resets[1:], jnp.zeros_like(resets[:1])], axis=0)
+    return resets if valid is None else resets & valid
 
 
 def elements(
@@ -96,21 +89,29 @@ def elements(
     *,
     valid: Array | None = None,
     resets: Array | None = None,
+    reset_state: Array | None = None,
     reverse: bool = False,
 ) -> tuple[Array, Array]:
     """The scan elements ``(a', b') (T, B, N)`` with padding, resets and ``h0`` folded in.
 
     Padded steps (``valid`` false) become the identity ``(1, 0)``; steps where the carry
-    restarts (see :func:`restarts`) become ``(0, a_t * h0 + b_t)``. The loop's first step
-    always restarts, so the prefix composition of the elements is the state itself:
+    restarts (see :func:`restarts`) become ``(0, a_t * reset_state + b_t)``, and the loop's
+    first step (``t = 0``, or ``T - 1`` with ``reverse``) becomes ``(0, a_t * h0 + b_t)``
+    unless it restarts. So the prefix composition of the elements is the state itself,
     ``h_t = b'_{0..t}``, with no separate ``h0`` term.
     """
-    steps, batch = b.shape[:2]
     if valid is not None:
         a = jnp.where(valid[..., None], a, jnp.ones_like(a))
         b = jnp.where(valid[..., None], b, jnp.zeros_like(b))
-    r = restarts(resets, valid, steps, batch, reverse=reverse)[..., None]
-    return jnp.where(r, jnp.zeros_like(a), a), jnp.where(r, a * h0 + b, b)
+    edge = -1 if reverse else 0
+    first_b = a[edge] * h0 + b[edge]
+    if resets is not None:
+        reset = restarts(resets, valid, reverse=reverse)[..., None]
+        state = h0 if reset_state is None else reset_state
+        b = jnp.where(reset, a * state + b, b)
+        first_b = jnp.where(reset[edge], b[edge], first_b)
+        a = jnp.where(reset, jnp.zeros_like(a), a)
+    return a.at[edge].set(0), b.at[edge].set(first_b)
 
 
 def _associative(a: Array, b: Array, reverse: bool) -> Array:
@@ -132,6 +133,7 @@ def linear_recurrence(
     *,
     valid: Array | None = None,
     resets: Array | None = None,
+    reset_state: Array | None = None,
     reverse: bool = False,
     method: Method = "associative",
 ) -> tuple[Array, Array]:
@@ -151,6 +153,9 @@ def linear_recurrence(
       here, see :func:`restarts`) before the last step of every segment, so each segment's
       reverse pass starts from ``h0`` at its own end. Either way this equals running every
       segment separately from ``h0``. A reset on a padded step is ignored.
+    - ``reset_state (B, N)``: what a reset restarts from, if not ``h0``. Running a long
+      sequence in chunks passes the previous chunk's ``h_final`` as ``h0`` and the initial
+      state as ``reset_state``; the result equals one call over the whole sequence.
     - ``method``: ``"associative"`` (``jax.lax.associative_scan``, ``O(log T)`` depth, more
       work) or ``"sequential"`` (``jax.lax.scan``). Same results to rounding.
     """
@@ -160,9 +165,18 @@ def linear_recurrence(
     steps, batch = b.shape[:2]
     valid = _check_mask("valid", valid, steps, batch)
     resets = _check_mask("resets", resets, steps, batch)
+    if reset_state is not None:
+        reset_state = jnp.asarray(reset_state)
+        if reset_state.shape != h0.shape:
+            raise ValueError(
+                f"reset_state must have shape (B, N) = {h0.shape}, got shape {reset_state.shape}"
+            )
+        reset_state = reset_state.astype(h0.dtype)
     if steps == 0:
         return h0, b
-    ea, eb = elements(a, b, h0, valid=valid, resets=resets, reverse=reverse)
+    ea, eb = elements(
+        a, b, h0, valid=valid, resets=resets, reset_state=reset_state, reverse=reverse
+    )
     run = _associative if method == "associative" else _sequential
     hs = run(ea, eb, reverse)
     h_final = hs[0] if reverse else hs[-1]
