@@ -16,6 +16,7 @@ the constant map ``(0, a_t * h0 + b_t)`` (the standard resettable operator).
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import jax
@@ -126,6 +127,9 @@ def _sequential(a: Array, b: Array, reverse: bool) -> Array:
     return jax.lax.scan(step, jnp.zeros_like(b[0]), (a, b), reverse=reverse)[1]
 
 
+# Jitted so an eager call compiles once per shape instead of dispatching op by op (the
+# associative scan is hundreds of small ops); under an outer jit it inlines.
+@functools.partial(jax.jit, static_argnames=("reverse", "method"))
 def linear_recurrence(
     a: Array,
     b: Array,
