@@ -115,6 +115,12 @@ def elements(
     return a.at[edge].set(0), b.at[edge].set(first_b)
 
 
+# Time steps per iteration of the sequential loop: on CPU a step is a few microseconds of
+# elementwise work, so the loop's per-iteration overhead dominates; 8 was fastest measured
+# (T=4096, B*N=2048: 1.7x faster than 1, 32 slower again).
+_UNROLL = 8
+
+
 def _associative(a: Array, b: Array, reverse: bool) -> Array:
     return jax.lax.associative_scan(combine, (a, b), reverse=reverse, axis=0)[1]
 
@@ -124,7 +130,8 @@ def _sequential(a: Array, b: Array, reverse: bool) -> Array:
         h = ab[0] * h + ab[1]
         return h, h
 
-    return jax.lax.scan(step, jnp.zeros_like(b[0]), (a, b), reverse=reverse)[1]
+    init = jnp.zeros_like(b[0])
+    return jax.lax.scan(step, init, (a, b), reverse=reverse, unroll=_UNROLL)[1]
 
 
 # Jitted so an eager call compiles once per shape instead of dispatching op by op (the
