@@ -125,13 +125,28 @@ def _associative(a: Array, b: Array, reverse: bool) -> Array:
     return jax.lax.associative_scan(combine, (a, b), reverse=reverse, axis=0)[1]
 
 
-def _sequential(a: Array, b: Array, reverse: bool) -> Array:
-    def step(h, ab):
-        h = ab[0] * h + ab[1]
-        return h, h
+def _sequential(
+    a: Array,
+    b: Array,
+    h0: Array,
+    valid: Array | None,
+    restart: Array | None,
+    reset_state: Array,
+    reverse: bool,
+) -> tuple[Array, Array]:
+    """``lax.scan`` with the masks applied per step, so no masked copy of ``a, b`` is made."""
 
-    init = jnp.zeros_like(b[0])
-    return jax.lax.scan(step, init, (a, b), reverse=reverse, unroll=_UNROLL)[1]
+    def step(h, inputs):
+        a_t, b_t, valid_t, restart_t = inputs
+        if restart_t is not None:
+            h = jnp.where(restart_t[:, None], reset_state, h)
+        new = a_t * h + b_t
+        if valid_t is None:
+            return new, new
+        keep = valid_t[:, None]
+        return jnp.where(keep, new, h), jnp.where(keep, new, jnp.zeros_like(new))
+
+    return jax.lax.scan(step, h0, (a, b, valid, restart), reverse=reverse, unroll=_UNROLL)
 
 
 # Jitted so an eager call compiles once per shape instead of dispatching op by op (the
@@ -185,11 +200,14 @@ def linear_recurrence(
         reset_state = reset_state.astype(h0.dtype)
     if steps == 0:
         return h0, b
+    if method == "sequential":
+        restart = None if resets is None else restarts(resets, valid, reverse=reverse)
+        state = h0 if reset_state is None else reset_state
+        return _sequential(a, b, h0, valid, restart, state, reverse)
     ea, eb = elements(
         a, b, h0, valid=valid, resets=resets, reset_state=reset_state, reverse=reverse
     )
-    run = _associative if method == "associative" else _sequential
-    hs = run(ea, eb, reverse)
+    hs = _associative(ea, eb, reverse)
     h_final = hs[0] if reverse else hs[-1]
     if valid is not None:
         hs = jnp.where(valid[..., None], hs, jnp.zeros_like(hs))
