@@ -90,7 +90,7 @@ def measure(steps: int, reps: int, names: list[str] | None = None) -> dict[str, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Training-step time of the families vs LSTM.")
     parser.add_argument("--steps", type=int, nargs="+", default=[128, 1024, 4096, 16384])
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--only", nargs="*", help="substrings of contender names to run")

@@ -393,7 +393,7 @@ def test_bad_resets_and_valid_name_expected_and_got():
     with pytest.raises(TypeError, match="a must be a floating-point or complex array"):
         linear_recurrence(jnp.ones((4, 2, 3), jnp.int32), b, h0)
     with pytest.raises(ValueError, match="method must be one of"):
-        linear_recurrence(a, b, h0, method="blelloch")
+        linear_recurrence(a, b, h0, method="blelloch")  # pyright: ignore[reportArgumentType]
 
 
 def test_families_reject_complex_inputs_and_wrong_shapes():
@@ -405,7 +405,7 @@ def test_families_reject_complex_inputs_and_wrong_shapes():
     with pytest.raises(ValueError, match=r"x must have shape \(T, B, I\) with I = 3, got"):
         mingru.coefficients(params, xs[..., :2])
     with pytest.raises(ValueError, match="candidate must be one of"):
-        minlstm.coefficients(params, xs, candidate="tanh")
+        minlstm.coefficients(params, xs, candidate="tanh")  # pyright: ignore[reportArgumentType]
     params, xs, h0 = make_case("lru")
     with pytest.raises(TypeError, match="the LRU state must be complex"):
         lru.cell(params, jnp.real(h0), xs[0])

@@ -46,7 +46,7 @@ def param_shapes(
 ) -> dict[str, tuple[int, ...]]:
     """Parameter names and shapes of one layer: ``weight_ih (2H, I)``, ``bias_ih (2H,)``."""
     _check_candidate(candidate)
-    shapes = {"weight_ih": (2 * hidden_size, input_size)}
+    shapes: dict[str, tuple[int, ...]] = {"weight_ih": (2 * hidden_size, input_size)}
     if bias:
         shapes["bias_ih"] = (2 * hidden_size,)
     return shapes

@@ -44,7 +44,7 @@ def param_shapes(
 ) -> dict[str, tuple[int, ...]]:
     """Parameter names and shapes of one layer: ``weight_ih (3H, I)``, ``bias_ih (3H,)``."""
     _check_candidate(candidate)
-    shapes = {"weight_ih": (3 * hidden_size, input_size)}
+    shapes: dict[str, tuple[int, ...]] = {"weight_ih": (3 * hidden_size, input_size)}
     if bias:
         shapes["bias_ih"] = (3 * hidden_size,)
     return shapes
