@@ -118,16 +118,23 @@ def eigenvalues(params: Params) -> Array:
 
 
 def _drive(params: Params, x: Array) -> Array:
-    """``γ ⊙ (B u)``: ``(..., I) -> (..., N)`` complex (Orvieto et al. 2023, §3.4)."""
+    """``γ ⊙ (B u)``: ``(..., I) -> (..., N)`` complex (Orvieto et al. 2023, §3.4).
+
+    ``B_re`` and ``B_im`` are stacked into one ``(2N, I)`` matmul (one pass over ``x``).
+    """
+    n = params["nu_log"].shape[0]
     gamma = jnp.exp(params["gamma_log"])
-    re = project(x, params["B_re"]) * gamma
-    im = project(x, params["B_im"]) * gamma
-    return jax.lax.complex(re, im)
+    both = project(x, jnp.concatenate([params["B_re"], params["B_im"]], axis=0))
+    return jax.lax.complex(both[..., :n] * gamma, both[..., n:] * gamma)
 
 
 def _output(params: Params, state: Array, x: Array) -> Array:
-    """``Re(C x) + D u = C_re Re(x) - C_im Im(x) + D u``: ``(..., N), (..., I) -> (..., H)``."""
-    y = project(state.real, params["C_re"]) - project(state.imag, params["C_im"])
+    """``Re(C x) + D u = C_re Re(x) - C_im Im(x) + D u``: ``(..., N), (..., I) -> (..., H)``.
+
+    The two real products are one ``(H, 2N)`` matmul over ``[Re x, Im x]``.
+    """
+    c = jnp.concatenate([params["C_re"], -params["C_im"]], axis=1)
+    y = project(jnp.concatenate([state.real, state.imag], axis=-1), c)
     d = params["D"]
     return y + (d * x if d.ndim == 1 else project(x, d))
 

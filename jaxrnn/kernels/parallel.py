@@ -182,8 +182,11 @@ def linear_recurrence(
     - ``reset_state (B, N)``: what a reset restarts from, if not ``h0``. Running a long
       sequence in chunks passes the previous chunk's ``h_final`` as ``h0`` and the initial
       state as ``reset_state``; the result equals one call over the whole sequence.
-    - ``method``: ``"associative"`` (``jax.lax.associative_scan``, ``O(log T)`` depth, more
-      work) or ``"sequential"`` (``jax.lax.scan``). Same results to rounding.
+    - ``method``: ``"associative"`` (the masks folded into the elements by :func:`elements`,
+      then ``jax.lax.associative_scan``: ``O(log T)`` depth, ``O(T log T)`` work) or
+      ``"sequential"`` (``jax.lax.scan`` from ``h0``, the masks applied inside each step).
+      Same results to rounding; on CPU ``"sequential"`` is the faster at every ``T``
+      measured (``benchmarks/families.py``).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
