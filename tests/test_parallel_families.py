@@ -243,7 +243,8 @@ def test_resets_equal_running_each_segment_separately(reverse):
         np.testing.assert_allclose(together[s:e], alone, atol=1e-6)
 
 
-def test_chunks_carried_between_calls_equal_one_call():
+@pytest.mark.parametrize("method", METHODS)
+def test_chunks_carried_between_calls_equal_one_call(method):
     rng = np.random.default_rng(4)
     a = jnp.asarray(rng.uniform(0, 1, (20, 2, 3)), np.float32)
     b = jnp.asarray(rng.standard_normal((20, 2, 3)), np.float32)
@@ -253,7 +254,7 @@ def test_chunks_carried_between_calls_equal_one_call():
     carry, parts = h0, []
     for s, e in ((0, 8), (8, 13), (13, 20)):
         carry, part = linear_recurrence(
-            a[s:e], b[s:e], carry, resets=resets[s:e], reset_state=h0, method="sequential"
+            a[s:e], b[s:e], carry, resets=resets[s:e], reset_state=h0, method=method
         )
         parts.append(part)
     np.testing.assert_allclose(jnp.concatenate(parts), full, atol=1e-6)
@@ -390,6 +391,8 @@ def test_bad_resets_and_valid_name_expected_and_got():
         linear_recurrence(a, b, h0, valid=jnp.ones((4, 2), jnp.int32))
     with pytest.raises(ValueError, match=r"h0 must have shape \(B, N\) = \(2, 3\), got"):
         linear_recurrence(a, b, jnp.zeros((3,)))
+    with pytest.raises(ValueError, match=r"reset_state must have shape \(B, N\) = \(2, 3\)"):
+        linear_recurrence(a, b, h0, resets=jnp.zeros((4, 2), bool), reset_state=h0[0])
     with pytest.raises(TypeError, match="a must be a floating-point or complex array"):
         linear_recurrence(jnp.ones((4, 2, 3), jnp.int32), b, h0)
     with pytest.raises(ValueError, match="method must be one of"):
