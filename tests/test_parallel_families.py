@@ -341,7 +341,8 @@ def test_param_shapes_init_and_coefficient_shapes(name):
     xs = jnp.ones((T, B, input_size))
     a, b = module.coefficients(params, xs, **options)
     carry = module.init_carry(params, B)
-    chex.assert_shape([a, b], (T, B, carry.shape[-1]))
+    chex.assert_shape(b, (T, B, carry.shape[-1]))
+    chex.assert_shape(a, (carry.shape[-1],) if module is lru else (T, B, carry.shape[-1]))
     chex.assert_type([a, b], carry.dtype)
     assert module.readout(params, b, xs).shape == (T, B, hidden_size)
 
@@ -393,6 +394,8 @@ def test_bad_resets_and_valid_name_expected_and_got():
         linear_recurrence(a, b, jnp.zeros((3,)))
     with pytest.raises(ValueError, match=r"reset_state must have shape \(B, N\) = \(2, 3\)"):
         linear_recurrence(a, b, h0, resets=jnp.zeros((4, 2), bool), reset_state=h0[0])
+    with pytest.raises(ValueError, match=r"a must have shape \(T, B, N\) = \(4, 2, 3\) or"):
+        linear_recurrence(jnp.ones((2, 3)), b, h0)
     with pytest.raises(TypeError, match="a must be a floating-point or complex array"):
         linear_recurrence(jnp.ones((4, 2, 3), jnp.int32), b, h0)
     with pytest.raises(ValueError, match="method must be one of"):

@@ -8,9 +8,10 @@ A diagonal complex linear recurrence with a real readout (§2 eq. 1 with the cha
     x_k = λ ⊙ x_{k-1} + γ ⊙ (B u_k),  B = B_re + i B_im   (N, I)
     y_k = Re(C x_k) + D ⊙ u_k,  C = C_re + i C_im         (H, N)
 
-so ``a_t = λ`` (the same for every step) and ``b_t = γ ⊙ (B u_t)`` (:func:`coefficients`);
-the readout is :func:`readout`. The paper's skip ``D`` is a vector and needs ``I == H``; when
-``I != H`` this file makes ``D`` an ``(H, I)`` matrix (``y = Re(C x) + D u``), a dense skip.
+so ``a_t = λ``, the same at every step (:func:`coefficients` returns it as ``(N,)``), and
+``b_t = γ ⊙ (B u_t)``; the readout is :func:`readout`. The paper's skip ``D`` is a vector and
+needs ``I == H``; when ``I != H`` this file makes ``D`` an ``(H, I)`` matrix
+(``y = Re(C x) + D u``), a dense skip.
 
 Initialisation (§3.3 Lemma 3.2 and the paper's Appendix A code): eigenvalues uniform on the
 ring ``r_min <= |λ| <= r_max`` with phases in ``[0, max_phase]`` (family options, defaults
@@ -159,10 +160,14 @@ def cell(params: Params, carry: Array, x: Array) -> tuple[Array, Array]:
 
 
 def coefficients(params: Params, xs: Array) -> tuple[Array, Array]:
-    """``a_t = λ`` and ``b_t = γ ⊙ (B u_t)``: ``xs (T, B, I) -> a, b (T, B, N)`` complex."""
+    """``a = λ (N,)`` (the same at every step) and ``b_t = γ ⊙ (B u_t)`` ``(T, B, N)``, complex.
+
+    :func:`jaxrnn.kernels.parallel.linear_recurrence` takes the time-invariant ``(N,)``
+    coefficient as it is; ``jnp.broadcast_to(a, b.shape)`` gives the per-step form.
+    """
     xs = check_input(xs, params["B_re"].shape[1], 3)
     b = _drive(params, xs)
-    return jnp.broadcast_to(eigenvalues(params).astype(b.dtype), b.shape), b
+    return eigenvalues(params).astype(b.dtype), b
 
 
 def readout(params: Params, hs: Array, xs: Array) -> Array:
