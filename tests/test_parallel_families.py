@@ -140,10 +140,22 @@ def make_case(name, seed=0, batch=B, steps=T):
     return params, jnp.asarray(xs), jnp.asarray(h0, carry.dtype)
 
 
-def scaled_error(got, want) -> float:
+WORST: dict[str, float] = {}  # worst error per kind, for reports (``pytest -s`` prints it)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _print_worst_errors():
+    yield
+    print("\nworst scaled errors:", {k: f"{v:.2e}" for k, v in sorted(WORST.items())})
+
+
+def scaled_error(got, want, kind: str = "forward") -> float:
+    """``max|got - want| / max(1, max|want|)``, noted in :data:`WORST` under ``kind``."""
     got, want = np.asarray(got), np.asarray(want)
     assert got.shape == want.shape, (got.shape, want.shape)
-    return float(np.max(np.abs(got - want)) / max(1.0, float(np.max(np.abs(want)))))
+    error = float(np.max(np.abs(got - want)) / max(1.0, float(np.max(np.abs(want)))))
+    WORST[kind] = max(WORST.get(kind, 0.0), error)
+    return error
 
 
 LENGTHS = np.array([7, 4, 1])
@@ -214,7 +226,7 @@ def test_methods_agree_in_value_and_gradient(dtype):
         (v1, g1), (v2, g2) = values
         assert scaled_error(v1, v2) <= TOL
         for x, y in zip(g1, g2, strict=True):
-            assert scaled_error(x, y) <= TOL
+            assert scaled_error(x, y, "gradient") <= TOL
 
 
 def test_padded_steps_hold_the_state_and_output_zero():
@@ -310,7 +322,7 @@ def test_family_equals_float64_reference_forward_and_gradient(name, reverse):
         chex.assert_type([ys, hf], [np.float32, h0.dtype])
         assert scaled_error(ys, want_ys) <= TOL, method
         assert scaled_error(hf, want_hf) <= TOL, method
-        errors = jax.tree.map(scaled_error, grad, want_grad)
+        errors = jax.tree.map(lambda x, y: scaled_error(x, y, "gradient"), grad, want_grad)
         assert max(jax.tree.leaves(errors)) <= TOL, (method, errors)
 
 
