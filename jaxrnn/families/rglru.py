@@ -1,0 +1,139 @@
+"""RG-LRU, the Real-Gated Linear Recurrent Unit: De, Smith, Fernando, Botev, Cristian-Muraru,
+Gu, Haroun, Berrada, Chen, Srinivasan, Desjardins, Doucet, Budden, Teh, Pascanu, de Freitas &
+Gulcehre 2024, "Griffin: Mixing Gated Linear Recurrences with Local Attention for Efficient
+Language Models" (arXiv:2402.19427), §2.4.
+
+Equations (§2.4, eqs. 1-4), with ``u_t`` the layer's input (width ``H``)::
+
+    r_t = σ(W_a u_t + b_a)                              recurrence gate   (1)
+    i_t = σ(W_x u_t + b_x)                              input gate        (2)
+    a_t = a^(c r_t),  a = σ(Λ),  c = 8                                    (3)
+    h_t = a_t ⊙ h_{t-1} + √(1 - a_t²) ⊙ (i_t ⊙ u_t)                      (4)
+
+computed, as the paper advises, in log space: ``log a_t = -c r_t softplus(-Λ)``. This file
+stores ``a_param = -Λ`` (the convention and name of the authors' recurrentgemma code), so
+``log a_t = -c r_t softplus(a_param)``; ``√(1 - a_t²)`` is evaluated as
+``√(-expm1(2 log a_t))``. As a linear recurrence ``a_t`` as above and
+``b_t = √(1 - a_t²) ⊙ i_t ⊙ u_t`` (:func:`coefficients`); the output is the state.
+
+The RG-LRU maps width ``H`` to ``H``. For ``input_size != hidden_size`` this file adds an input
+projection ``u_t = W_in x_t + b_in`` (``weight_in (H, I)``, ``bias_in (H,)``); with
+``I == H``, ``u_t = x_t``. Griffin's gates are block-diagonal; here they are dense
+(``weight_ih (2H, H)`` holding the ``[r; i]`` blocks, ``bias_ih (2H,)``), which contains the
+block-diagonal case. Not applied: recurrentgemma's bound on the derivative of the square root
+(a bfloat16 safeguard) and its unscaled input at a segment start.
+
+Initialisation (§2.4 and recurrentgemma): ``a = σ(Λ)`` uniform in area on the ring
+``[min_rad, max_rad] = [0.9, 0.999]`` (family options, i.e. ``a²`` uniform in
+``[0.81, 0.998]``), gate and input-projection weights ``N(0, 1/fan_in)``, biases zero. Family
+option ``c`` (default 8). Carry ``h (B, H)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn.families._common import Array, check_input, project
+
+Params = Mapping[str, Array]
+
+
+def param_shapes(
+    input_size: int,
+    hidden_size: int,
+    *,
+    bias: bool = True,
+    c: float = 8.0,
+    min_rad: float = 0.9,
+    max_rad: float = 0.999,
+) -> dict[str, tuple[int, ...]]:
+    """``weight_ih (2H, H)``, ``bias_ih (2H,)``, ``a_param (H,)``; ``weight_in (H, I)`` and
+    ``bias_in (H,)`` when ``I != H``."""
+    del c, min_rad, max_rad
+    h = hidden_size
+    shapes: dict[str, tuple[int, ...]] = {}
+    if input_size != hidden_size:
+        shapes["weight_in"] = (h, input_size)
+        if bias:
+            shapes["bias_in"] = (h,)
+    shapes["weight_ih"] = (2 * h, h)
+    if bias:
+        shapes["bias_ih"] = (2 * h,)
+    shapes["a_param"] = (h,)
+    return shapes
+
+
+def init(
+    key: Array,
+    input_size: int,
+    hidden_size: int,
+    *,
+    bias: bool = True,
+    dtype=jnp.float32,
+    c: float = 8.0,
+    min_rad: float = 0.9,
+    max_rad: float = 0.999,
+) -> dict[str, Array]:
+    """Griffin's initialisation (see the module doc): ``a`` on the ring, weights ``N(0, 1/in)``."""
+    if not 0.0 < min_rad < max_rad < 1.0:
+        raise ValueError(f"need 0 < min_rad < max_rad < 1, got {min_rad}, {max_rad}")
+    shapes = param_shapes(input_size, hidden_size, bias=bias)
+    k_in, k_gates, k_a = jax.random.split(key, 3)
+    params: dict[str, Array] = {}
+    for name, shape in shapes.items():
+        if name.startswith("bias"):
+            params[name] = jnp.zeros(shape, dtype)
+    if "weight_in" in shapes:
+        params["weight_in"] = jax.random.normal(k_in, shapes["weight_in"], dtype) / math.sqrt(
+            input_size
+        )
+    params["weight_ih"] = jax.random.normal(k_gates, shapes["weight_ih"], dtype) / math.sqrt(
+        hidden_size
+    )
+    u = jax.random.uniform(k_a, (hidden_size,), dtype)
+    log_a = 0.5 * jnp.log(u * (max_rad**2 - min_rad**2) + min_rad**2)  # log a, a on the ring
+    params["a_param"] = jnp.log(jnp.expm1(-log_a))  # softplus(a_param) = -log a
+    return {name: params[name] for name in shapes}
+
+
+def init_carry(params: Params, batch: int) -> Array:
+    """The zero state ``h (B, H)`` in the parameters' dtype."""
+    a_param = params["a_param"]
+    return jnp.zeros((batch, a_param.shape[0]), a_param.dtype)
+
+
+def _input_size(params: Params) -> int:
+    weight = params.get("weight_in", params["weight_ih"])
+    return weight.shape[1]
+
+
+def _ab(params: Params, x: Array, c: float) -> tuple[Array, Array]:
+    u = project(x, params["weight_in"], params.get("bias_in")) if "weight_in" in params else x
+    gates = jax.nn.sigmoid(project(u, params["weight_ih"], params.get("bias_ih")))
+    r, i = jnp.split(gates, 2, axis=-1)
+    log_a = -c * r * jax.nn.softplus(params["a_param"])  # eq. 3 in log space
+    return jnp.exp(log_a), jnp.sqrt(-jnp.expm1(2 * log_a)) * (i * u)  # eq. 4
+
+
+def cell(params: Params, carry: Array, x: Array, *, c: float = 8.0) -> tuple[Array, Array]:
+    """One step ``h_t = a_t ⊙ h_{t-1} + √(1 - a_t²) ⊙ i_t ⊙ u_t``: ``x (B, I)``, ``(B, H)``."""
+    x = check_input(x, _input_size(params), 2)
+    a, b = _ab(params, x, c)
+    h = a * carry + b
+    return h, h
+
+
+def coefficients(params: Params, xs: Array, *, c: float = 8.0) -> tuple[Array, Array]:
+    """``a_t`` and ``b_t = √(1 - a_t²) ⊙ i_t ⊙ u_t``: ``xs (T, B, I) -> a, b (T, B, H)``."""
+    xs = check_input(xs, _input_size(params), 3)
+    return _ab(params, xs, c)
+
+
+def readout(params: Params, hs: Array, xs: Array) -> Array:
+    """The output is the state: ``ys = hs (T, B, H)``."""
+    del params, xs
+    return hs
