@@ -109,7 +109,8 @@ def _page(module: str) -> str:
     own = [
         name
         for name, obj in vars(package).items()
-        if not name.startswith("_") and getattr(obj, "__module__", None) == module
+        if not name.startswith("_")
+        and getattr(obj, "__module__", None) == module
     ]
     members = "[" + ", ".join(own) + "]" if own else "false"
     return f"::: {module}\n    options:\n      members: {members}\n\n{links}"

@@ -58,19 +58,37 @@ from jaxrnn.functional import (
     gru as gru,
 )
 from jaxrnn.functional import (
+    init_state as init_state,
+)
+from jaxrnn.functional import (
     layer as layer,
 )
 from jaxrnn.functional import (
     layernorm_lstm as layernorm_lstm,
 )
 from jaxrnn.functional import (
+    lru as lru,
+)
+from jaxrnn.functional import (
     lstm as lstm,
+)
+from jaxrnn.functional import (
+    mingru as mingru,
+)
+from jaxrnn.functional import (
+    minlstm as minlstm,
+)
+from jaxrnn.functional import (
+    rglru as rglru,
 )
 from jaxrnn.functional import (
     rnn as rnn,
 )
 from jaxrnn.functional import (
     stack as stack,
+)
+from jaxrnn.functional import (
+    step as step,
 )
 
 __version__ = "0.1.0"
@@ -90,6 +108,12 @@ __all__ = [  # noqa: RUF022 (modules, then functions)
     "sequences",
     "training",
     "Options",
+    "init_state",
+    "lru",
+    "mingru",
+    "minlstm",
+    "rglru",
+    "step",
     "convlstm",
     "gru",
     "layer",

@@ -39,7 +39,11 @@ from jaxrnn.families.base import Array, Carry, Cell, Family, Params, hidden_of
 from jaxrnn.families.convlstm import CONVLSTM
 from jaxrnn.families.gru import GRU
 from jaxrnn.families.layernorm_lstm import LAYERNORM_LSTM
+from jaxrnn.families.lru import LRU
 from jaxrnn.families.lstm import LSTM
+from jaxrnn.families.mingru import MINGRU
+from jaxrnn.families.minlstm import MINLSTM
+from jaxrnn.families.rglru import RGLRU
 from jaxrnn.params import Layout, layer_params, layout_of
 
 
@@ -191,10 +195,10 @@ def stack(
     if present, runs backwards in time) and ``carries[k][d]`` its initial carry. Each layer
     reads the concatenated outputs of both directions of the layer below. ``lengths``
     (``(B,)``): PyTorch's packed-sequence semantics. ``resets`` (``(T, B)`` bool): the carry
-    restarts from its initial value before each step where it is true; the reverse direction
-    restarts at each segment's end. ``x`` is ``(B, T, I)`` if ``batch_first`` (and ``resets``
-    ``(B, T)``). Options: see :class:`Options`. Returns the top layer's output and the final
-    carries, nested like ``carries``.
+    restarts from zeros before each step where it is true (an episode start); the reverse
+    direction restarts at each segment's end. ``x`` is ``(B, T, I)`` if ``batch_first``
+    (and ``resets`` ``(B, T)``). Options: see :class:`Options`. Returns the top layer's
+    output and the final carries, nested like ``carries``.
 
     Example:
         >>> import jax.numpy as jnp, jaxrnn
@@ -240,6 +244,11 @@ def stack(
     if resets is not None:
         resets = check_resets(resets, steps, batch)
     recurrent = opts.recurrent_dropout > 0.0 and key is not None
+    if opts.recurrent_dropout > 0.0 and not family.recurrent_dropout:
+        raise ValueError(
+            f"recurrent_dropout drops h where it enters weight_hh; the {family.name} family has "
+            "no such recurrence (use dropout between layers or input_dropout)"
+        )
     call = kernels.Call(
         lengths=lengths is not None,
         resets=resets is not None,
@@ -268,8 +277,11 @@ def stack(
                     h = hidden_of(c)
                     mask = dropout_mask(k_rec, h.shape, opts.recurrent_dropout, h.dtype)
             r = None if resets is None else (_reverse_resets(resets) if d == 1 else resets)
+            # A reset restarts from the family's initial (zero) carry, not from hx: so a
+            # stream cut into chunks, each starting from the last one's state, equals one call.
+            init = None if r is None else jax.tree.map(jnp.zeros_like, c)
             c, y = kernels.run(
-                kernel, family, p, xd, c, init=c if r is not None else None, valid=valid,
+                kernel, family, p, xd, c, init=init, valid=valid,
                 resets=r, mask=mask, reverse=d == 1, unroll=opts.unroll, remat=opts.remat,
                 matmul_dtype=opts.matmul_dtype,
             )  # fmt: skip
@@ -380,7 +392,9 @@ def layer(
             sequence stops at its length, padded outputs are zero, the reverse direction starts
             at each sequence's last valid step).
         resets: ``(T, B)`` bool (``(B, T)`` with ``batch_first``): the carry restarts from
-            ``hx`` before each step where true (episode starts).
+            zeros before each step where true (an episode start; ``hx`` is the state before
+            step 0 only, so a stream cut into chunks equals one call).
+            The reverse direction restarts at each segment's last step.
         batch_first: ``x`` (and ``resets``, the output) batch-major.
         key: a PRNG key; dropout runs only with one.
         **options: see :class:`Options` (``dropout``, ``input_dropout``, ``recurrent_dropout``,
@@ -584,3 +598,188 @@ def convlstm(
         CONVLSTM, params, x, hx, lengths=lengths, resets=resets, batch_first=batch_first,
         key=key, **options,
     )  # fmt: skip
+
+
+def mingru(
+    params: Mapping[str, Array],
+    x: Array,
+    hx: Array | None = None,
+    *,
+    lengths: Array | None = None,
+    resets: Array | None = None,
+    batch_first: bool = False,
+    key: Array | None = None,
+    **options: Unpack[OptionKwargs],
+) -> tuple[Array, Array]:
+    """minGRU (Feng et al. 2024; :mod:`jaxrnn.families.mingru`):
+    ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, H))``.
+
+    A linear recurrence: ``backend="auto"`` runs it as one ``lax.scan`` over precomputed
+    coefficients on CPU and as an associative scan (``"parallel"``) on accelerators. The
+    other arguments as :func:`layer`.
+
+    Example:
+        >>> import jax, jaxrnn
+        >>> from jaxrnn.params import Layout, init_params
+        >>> p = init_params(jax.random.key(0), Layout('mingru', 3, 8, num_layers=2))
+        >>> y, h_n = jaxrnn.mingru(p, jax.numpy.ones((5, 4, 3)))
+        >>> y.shape, h_n.shape
+        ((5, 4, 8), (2, 4, 8))
+    """
+    return layer(
+        MINGRU, params, x, hx, lengths=lengths, resets=resets, batch_first=batch_first,
+        key=key, **options,
+    )  # fmt: skip
+
+
+def minlstm(
+    params: Mapping[str, Array],
+    x: Array,
+    hx: Array | None = None,
+    *,
+    lengths: Array | None = None,
+    resets: Array | None = None,
+    batch_first: bool = False,
+    key: Array | None = None,
+    **options: Unpack[OptionKwargs],
+) -> tuple[Array, Array]:
+    """minLSTM (Feng et al. 2024; :mod:`jaxrnn.families.minlstm`):
+    ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, H))``. As :func:`mingru`.
+
+    Example:
+        >>> import jax, jaxrnn
+        >>> from jaxrnn.params import Layout, init_params
+        >>> p = init_params(jax.random.key(0), Layout('minlstm', 3, 8, bidirectional=True))
+        >>> y, h_n = jaxrnn.minlstm(p, jax.numpy.ones((5, 4, 3)))
+        >>> y.shape, h_n.shape
+        ((5, 4, 16), (2, 4, 8))
+    """
+    return layer(
+        MINLSTM, params, x, hx, lengths=lengths, resets=resets, batch_first=batch_first,
+        key=key, **options,
+    )  # fmt: skip
+
+
+def lru(
+    params: Mapping[str, Array],
+    x: Array,
+    hx: Array | None = None,
+    *,
+    lengths: Array | None = None,
+    resets: Array | None = None,
+    batch_first: bool = False,
+    key: Array | None = None,
+    **options: Unpack[OptionKwargs],
+) -> tuple[Array, Array]:
+    """Linear Recurrent Unit (Orvieto et al. 2023; :mod:`jaxrnn.families.lru`):
+    ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, N))``; the state ``h_n`` is complex,
+    ``N`` the layout option ``state_size`` (default ``H``). As :func:`mingru`.
+
+    Example:
+        >>> import jax, jaxrnn
+        >>> from jaxrnn.params import Layout, init_params
+        >>> p = init_params(jax.random.key(0), Layout('lru', 3, 8, options=(('state_size', 16),)))
+        >>> y, h_n = jaxrnn.lru(p, jax.numpy.ones((5, 4, 3)))
+        >>> y.shape, h_n.shape, h_n.dtype
+        ((5, 4, 8), (1, 4, 16), dtype('complex64'))
+    """
+    return layer(
+        LRU, params, x, hx, lengths=lengths, resets=resets, batch_first=batch_first,
+        key=key, **options,
+    )  # fmt: skip
+
+
+def rglru(
+    params: Mapping[str, Array],
+    x: Array,
+    hx: Array | None = None,
+    *,
+    lengths: Array | None = None,
+    resets: Array | None = None,
+    batch_first: bool = False,
+    key: Array | None = None,
+    **options: Unpack[OptionKwargs],
+) -> tuple[Array, Array]:
+    """Real-Gated LRU of Griffin/Hawk (De et al. 2024; :mod:`jaxrnn.families.rglru`):
+    ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, H))``. As :func:`mingru`.
+
+    Example:
+        >>> import jax, jaxrnn
+        >>> from jaxrnn.params import Layout, init_params
+        >>> p = init_params(jax.random.key(0), Layout('rglru', 3, 8))
+        >>> y, h_n = jaxrnn.rglru(p, jax.numpy.ones((5, 4, 3)))
+        >>> y.shape, h_n.shape
+        ((5, 4, 8), (1, 4, 8))
+    """
+    return layer(
+        RGLRU, params, x, hx, lengths=lengths, resets=resets, batch_first=batch_first,
+        key=key, **options,
+    )  # fmt: skip
+
+
+# --- streaming ------------------------------------------------------------------------------
+
+
+def init_state(
+    family: str | Family, params: Mapping[str, Array], batch: int, dtype: Any = None
+) -> Any:
+    """The zero state of a stacked layer for ``batch`` sequences, stacked like ``hx``.
+
+    ``(D*L, B, H)`` (or a tuple such as ``(h, c)``; complex for the LRU); ``dtype`` defaults
+    to the parameters'. For images (ConvLSTM) use :func:`step` with ``state=None`` instead.
+
+    Example:
+        >>> import jax, jaxrnn
+        >>> from jaxrnn.params import Layout, init_params
+        >>> p = init_params(jax.random.key(0), Layout('lstm', 3, 8, num_layers=2))
+        >>> h, c = jaxrnn.init_state('lstm', p, batch=4)
+        >>> h.shape, c.shape
+        ((2, 4, 8), (2, 4, 8))
+    """
+    spec = families.get(family)
+    layout = layout_of(spec, params)
+    dtype = jnp.result_type(*params.values()) if dtype is None else dtype
+    n = layout.num_layers * layout.num_directions
+    shapes = spec.state_shapes(layout.sizes(0), (batch,))
+    state = tuple(jnp.zeros((n, *s), spec.state_dtype(dtype)) for s in shapes)
+    return state[0] if len(state) == 1 else state
+
+
+def step(
+    family: str | Family,
+    params: Mapping[str, Array],
+    x: Array,
+    state: Any = None,
+    **options: Unpack[OptionKwargs],
+) -> tuple[Array, Any]:
+    """One time step of a unidirectional stack: ``x (B, I), state -> (y (B, H_out), state)``.
+
+    ``state`` is stacked like ``hx`` (:func:`init_state`; ``None``: zeros). Stepping a
+    sequence equals one :func:`layer` call over it, for acting in RL, online filtering and
+    generation; jit it once and every step reuses the compiled call.
+
+    Example:
+        >>> import jax, jaxrnn
+        >>> from jaxrnn.params import Layout, init_params
+        >>> p = init_params(jax.random.key(0), Layout('gru', 3, 8))
+        >>> step = jax.jit(lambda x, s: jaxrnn.step('gru', p, x, s))
+        >>> state = jaxrnn.init_state('gru', p, batch=4)
+        >>> for t in range(3):
+        ...     y, state = step(jax.numpy.ones((4, 3)), state)
+        >>> y.shape, state.shape
+        ((4, 8), (1, 4, 8))
+    """
+    spec = families.get(family)
+    layout = layout_of(spec, params)
+    if layout.bidirectional:
+        raise ValueError(
+            "step runs one time step forward; a bidirectional layer needs the whole sequence "
+            "(its reverse direction starts at the end): call layer() on it instead"
+        )
+    if not hasattr(x, "ndim") or x.ndim != 1 + spec.feature_ndim:
+        raise ValueError(
+            f"step takes one time step x of shape (B, features...), "
+            f"got shape {getattr(x, 'shape', None)}"
+        )
+    out, state = layer(spec, params, x[None], state, **options)
+    return out[0], state

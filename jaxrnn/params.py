@@ -234,7 +234,23 @@ def init_param(
     match = _NAME.fullmatch(name)
     layer = int(match.group(2)) if match else 0
     base = match.group(1) if match else name
-    return layout.spec.init(key, base, shape, layout.sizes(layer), dtype)
+    spec = layout.spec
+    if spec.init_layer is not None:
+        # Drawn together from this key; init_params hands every name of a layer-direction
+        # its first name's key, so the pieces fit (LRU's gamma and eigenvalues).
+        return spec.init_layer(key, layout.sizes(layer), dtype)[base]
+    return spec.init(key, base, shape, layout.sizes(layer), dtype)
+
+
+def layer_key_index(shapes: Mapping[str, Any]) -> list[int]:
+    """For each name, the index of its layer-direction's first name (whose key it shares)."""
+    first: dict[str, int] = {}
+    index = []
+    for i, name in enumerate(shapes):
+        match = _NAME.fullmatch(name)
+        group = name[len(match.group(1)) :] if match else name
+        index.append(first.setdefault(group, i))
+    return index
 
 
 def init_params(
@@ -247,7 +263,9 @@ def init_params(
     """Fresh PyTorch-named parameters for ``layout`` (see :func:`init_param`)."""
     layout.spec.check_sizes(layout.sizes(0))
     shapes = layout.shapes()
-    keys = jax.random.split(key, len(shapes))
+    keys = list(jax.random.split(key, len(shapes)))
+    if layout.spec.init_layer is not None:
+        keys = [keys[i] for i in layer_key_index(shapes)]
     return {
         name: init_param(
             k, shape, name=name, layout=layout, recurrent_init=recurrent_init, dtype=dtype

@@ -100,7 +100,9 @@ def test_kernel_equals_the_reference_step(name, kernel, reverse, lengths, resets
         valid = jnp.arange(T)[:, None] < jnp.asarray(LENGTHS)[None] if lengths else None
         r = jnp.asarray(RESETS) if resets else None
         kw = dict(valid=valid, resets=r, mask=mask if masked else None, reverse=bool(reverse))
-        call = kernels.Call(lengths=bool(lengths), resets=bool(resets), recurrent_dropout=bool(masked))
+        call = kernels.Call(
+            lengths=bool(lengths), resets=bool(resets), recurrent_dropout=bool(masked)
+        )
         chosen = kernels.select(family, call, kernel)
 
         def run(p, x, c):

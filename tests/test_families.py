@@ -156,13 +156,13 @@ def test_resets_equal_running_each_episode_separately_in_torch(kind, bidirection
     m = torch_module(cfg, seed=3)
     params = from_torch(m)
     steps = sum(EPISODES)
-    x, hx, _ = random_data(cfg, np.random.default_rng(0), steps=steps, batch=2)
+    # Resets restart from zeros; hx=None makes every episode start there.
+    x, hx, _ = random_data(cfg, np.random.default_rng(0), steps=steps, batch=2, with_state=False)
     resets = np.zeros((steps, 2), bool)
     resets[np.cumsum(EPISODES)[:-1], 0] = True  # row 0: three episodes; row 1: one
     lengths = np.array([steps, steps - 2])  # row 1 also has padding
-    jhx = None if hx is None else jax.tree.map(jnp.asarray, tuple(hx) if cfg.is_lstm else hx)
     fn = {"rnn_tanh": jaxrnn.rnn, "lstm": jaxrnn.lstm, "gru": jaxrnn.gru}[kind]
-    out, state = fn(params, jnp.asarray(x), jhx, resets=resets, lengths=lengths)
+    out, state = fn(params, jnp.asarray(x), resets=resets, lengths=lengths)
     start = 0
     for n in EPISODES:  # row 0, episode by episode, each from hx
         sl = slice(start, start + n)
@@ -172,15 +172,14 @@ def test_resets_equal_running_each_episode_separately_in_torch(kind, bidirection
         start += n
     got_h = state[0] if cfg.is_lstm else state
     # The final state: forward directions end the last episode; reverse ones the first.
-    last_h = torch_forward(m, cfg, x[-EPISODES[-1] :, :1], ep_hx, None)[1]
-    first_h = torch_forward(m, cfg, x[: EPISODES[0], :1], ep_hx, None)[1]
+    last_h = torch_forward(m, cfg, x[-EPISODES[-1] :, :1], None, None)[1]
+    first_h = torch_forward(m, cfg, x[: EPISODES[0], :1], None, None)[1]
     d = 2 if bidirectional else 1
     for k in range(cfg.num_layers * d):
         ref = first_h if k % d == 1 else last_h
         np.testing.assert_allclose(got_h[k, :1], ref[k], rtol=1e-5, atol=2e-6)
     # Row 1 has no resets: the plain packed result.
-    row1_hx = tuple(h[:, 1:] for h in hx) if cfg.is_lstm else hx[:, 1:]
-    want_out = torch_forward(m, cfg, x[:, 1:], row1_hx, np.array([steps - 2]))[0]
+    want_out = torch_forward(m, cfg, x[:, 1:], None, np.array([steps - 2]))[0]
     np.testing.assert_allclose(out[:, 1:], want_out, rtol=1e-5, atol=2e-6)
 
 

@@ -9,8 +9,8 @@ dropout, and the conformance tests pick it up.
 
 from __future__ import annotations
 
-from jaxrnn.families import convlstm, gru, layernorm_lstm, lstm, rnn
-from jaxrnn.families.base import Family, Fused, Sizes, custom
+from jaxrnn.families import convlstm, gru, layernorm_lstm, lru, lstm, mingru, minlstm, rglru, rnn
+from jaxrnn.families.base import Family, Fused, Linear, Sizes, custom
 
 _REGISTRY: dict[str, Family] = {}
 
@@ -44,7 +44,11 @@ for _family in (
     gru.GRU,
     layernorm_lstm.LAYERNORM_LSTM,
     convlstm.CONVLSTM,
+    mingru.MINGRU,
+    minlstm.MINLSTM,
+    lru.LRU,
+    rglru.RGLRU,
 ):
     register(_family)
 
-__all__ = ["Family", "Fused", "Sizes", "custom", "get", "names", "register"]
+__all__ = ["Family", "Fused", "Linear", "Sizes", "custom", "get", "names", "register"]

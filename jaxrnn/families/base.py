@@ -41,6 +41,18 @@ class Sizes:
         return dict(self.options).get(name, default)
 
 
+class Linear(NamedTuple):
+    """A family whose state update is linear in the state, ``h_t = a_t * h_{t-1} + b_t``.
+
+    ``coefficients(params, xs (T, B, I)) -> (a, b)``, each ``(T, B, N)`` (``a`` may be
+    ``(N,)``, constant in time); ``readout(params, hs (T, B, N), xs) -> ys (T, B, H)``. The
+    ``"parallel"`` and ``"sequential"`` kernels (:mod:`jaxrnn.kernels.parallel`) run it.
+    """
+
+    coefficients: Callable[[Params, Array], tuple[Array, Array]]
+    readout: Callable[[Params, Array, Array], Array]
+
+
 class Fused(NamedTuple):
     """A family's fused loop: ``forward`` and a hand-written ``backward`` for
     :mod:`jaxrnn.kernels.fused`.
@@ -108,6 +120,12 @@ class Family:
         state_dtype: ``dtype -> dtype`` of the carry (LRU: complex).
         check_sizes: raises ``ValueError`` for sizes the family cannot take.
         options: the defaults of the family's own shape options (``Sizes.options``).
+        init_layer: ``(key, Sizes, dtype) -> {name: Array}`` for families whose parameters
+            are drawn together (LRU's ``gamma`` depends on its eigenvalues); overrides
+            ``init``.
+        linear: the family's linear-recurrence form (:class:`Linear`), if it has one.
+        recurrent_dropout: whether variational dropout on ``h`` applies (a recurrence
+            through ``weight_hh``).
     """
 
     name: str
@@ -124,6 +142,9 @@ class Family:
     state_dtype: Callable[[Any], Any] = lambda dtype: dtype
     check_sizes: Callable[[Sizes], None] = lambda sizes: None
     options: tuple[tuple[str, Any], ...] = ()
+    init_layer: Callable[[Array, Sizes, Any], dict[str, Array]] | None = None
+    linear: Linear | None = None
+    recurrent_dropout: bool = True
 
     def output_size(self, sizes: Sizes) -> int:
         """Width of one direction's output ``y``: ``proj_size`` if set, else ``hidden_size``."""

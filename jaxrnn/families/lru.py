@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.families._common import Array, check_input, project
+from jaxrnn.families.base import Family, Linear, Sizes
 
 Params = Mapping[str, Array]
 
@@ -173,3 +174,49 @@ def coefficients(params: Params, xs: Array) -> tuple[Array, Array]:
 def readout(params: Params, hs: Array, xs: Array) -> Array:
     """``ys = Re(C hs) + D xs``: ``hs (T, B, N)`` complex, ``xs (T, B, I)`` -> ``(T, B, H)``."""
     return _output(params, hs, xs)
+
+
+def _options(sizes: Sizes) -> dict:
+    options = dict(sizes.options)
+    return {
+        "state_size": options.get("state_size") or sizes.hidden_size,
+        "r_min": options.get("r_min", 0.0),
+        "r_max": options.get("r_max", 1.0),
+        "max_phase": options.get("max_phase", 2 * math.pi),
+    }
+
+
+def _read_sizes(params: Params) -> Sizes:
+    b, c = params["B_re"], params["C_re"]
+    if getattr(b, "ndim", None) != 2 or getattr(c, "ndim", None) != 2:
+        raise ValueError("B_re must be (N, I) and C_re (H, N)")
+    return Sizes(int(b.shape[1]), int(c.shape[0]), options=(("state_size", int(b.shape[0])),))
+
+
+def _check_sizes(sizes: Sizes) -> None:
+    if sizes.proj_size:
+        raise ValueError(f"the LRU has no projection, got proj_size={sizes.proj_size}")
+    o = _options(sizes)
+    if not 0.0 <= o["r_min"] < o["r_max"] <= 1.0:
+        raise ValueError(
+            f"need 0 <= r_min < r_max <= 1, got r_min={o['r_min']}, r_max={o['r_max']}"
+        )
+
+
+def _layer_init(key: Array, sizes: Sizes, dtype) -> dict[str, Array]:
+    return init(key, sizes.input_size, sizes.hidden_size, dtype=dtype, **_options(sizes))
+
+
+LRU = Family(
+    name="lru",
+    cell=cell,
+    param_shapes=lambda s: param_shapes(s.input_size, s.hidden_size, **_options(s)),
+    read_sizes=_read_sizes,
+    state_shapes=lambda s, batch: ((*batch, _options(s)["state_size"]),),
+    kernels=("parallel", "sequential", "scan"),
+    init_layer=_layer_init,
+    linear=Linear(coefficients, readout),
+    recurrent_dropout=False,
+    state_dtype=lambda dtype: jnp.result_type(dtype, jnp.complex64),
+    check_sizes=_check_sizes,
+)

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.families._common import Array, check_input, project, uniform
+from jaxrnn.families.base import Family, Linear, Sizes
 from jaxrnn.families.mingru import CANDIDATES, Candidate, g, log_g
 
 Params = Mapping[str, Array]
@@ -128,3 +129,31 @@ def readout(params: Params, hs: Array, xs: Array) -> Array:
     """The output is the state: ``ys = hs (T, B, H)``."""
     del params, xs
     return hs
+
+
+def _read_sizes(params: Params) -> Sizes:
+    w = params["weight_ih"]
+    if getattr(w, "ndim", None) != 2 or w.shape[0] % 3:
+        raise ValueError(f"weight_ih of a minLSTM must be (3H, I), got shape {w.shape}")
+    return Sizes(int(w.shape[1]), int(w.shape[0]) // 3)
+
+
+def _no_projection(sizes: Sizes) -> None:
+    if sizes.proj_size:
+        raise ValueError(f"minLSTM has no projection, got proj_size={sizes.proj_size}")
+
+
+MINLSTM = Family(
+    name="minlstm",
+    cell=cell,
+    param_shapes=lambda s: param_shapes(s.input_size, s.hidden_size, bias=s.bias),
+    read_sizes=_read_sizes,
+    state_shapes=lambda s, batch: ((*batch, s.hidden_size),),
+    kernels=("parallel", "sequential", "scan"),
+    init_layer=lambda key, s, dtype: init(
+        key, s.input_size, s.hidden_size, bias=s.bias, dtype=dtype
+    ),
+    linear=Linear(coefficients, readout),
+    recurrent_dropout=False,
+    check_sizes=_no_projection,
+)

@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.families._common import Array, check_input, project
+from jaxrnn.families.base import Family, Linear, Sizes
 
 Params = Mapping[str, Array]
 
@@ -137,3 +138,35 @@ def readout(params: Params, hs: Array, xs: Array) -> Array:
     """The output is the state: ``ys = hs (T, B, H)``."""
     del params, xs
     return hs
+
+
+def _read_sizes(params: Params) -> Sizes:
+    a = params["a_param"]
+    if getattr(a, "ndim", None) != 1:
+        raise ValueError(
+            f"a_param of an RG-LRU must be (H,), got shape {getattr(a, 'shape', None)}"
+        )
+    hidden = int(a.shape[0])
+    w_in = params.get("weight_in")
+    return Sizes(hidden if w_in is None else int(w_in.shape[1]), hidden)
+
+
+def _no_projection(sizes: Sizes) -> None:
+    if sizes.proj_size:
+        raise ValueError(f"the RG-LRU has no projection, got proj_size={sizes.proj_size}")
+
+
+RGLRU = Family(
+    name="rglru",
+    cell=cell,
+    param_shapes=lambda s: param_shapes(s.input_size, s.hidden_size, bias=s.bias),
+    read_sizes=_read_sizes,
+    state_shapes=lambda s, batch: ((*batch, s.hidden_size),),
+    kernels=("parallel", "sequential", "scan"),
+    init_layer=lambda key, s, dtype: init(
+        key, s.input_size, s.hidden_size, bias=s.bias, dtype=dtype
+    ),
+    linear=Linear(coefficients, readout),
+    recurrent_dropout=False,
+    check_sizes=_no_projection,
+)

@@ -20,7 +20,7 @@ from jax._src.core import Tracer as _Tracer  # pyright: ignore[reportPrivateImpo
 from jax._src.interpreters import ad as _ad
 
 from jaxrnn.families.base import Array, Carry, Family, Params
-from jaxrnn.kernels import fused, scan
+from jaxrnn.kernels import fused, parallel, scan
 from jaxrnn.kernels.remat import checkpointed, remat_chunk
 
 
@@ -43,12 +43,19 @@ class Kernel(NamedTuple):
     supports: Callable[[Family, Call], str | None]
     run: Callable[..., tuple[Carry, Array]]
     families: tuple[str, ...] | None = None
+    platforms: tuple[str, ...] | None = None  # where "auto" takes it (None: everywhere)
+
+
+def _no_recurrent_dropout(family: Family, call: Call) -> str | None:
+    if call.recurrent_dropout and not family.recurrent_dropout:
+        return f"the {family.name} family has no recurrence through weight_hh to drop"
+    return None
 
 
 def _scan_supports(family: Family, call: Call) -> str | None:
     if call.matmul_dtype is not None:
         return "matmul_dtype runs on the fused kernel only"
-    return None
+    return _no_recurrent_dropout(family, call)
 
 
 def _fused_supports(family: Family, call: Call) -> str | None:
@@ -64,10 +71,25 @@ def _fused_supports(family: Family, call: Call) -> str | None:
     return None
 
 
+def _linear_supports(family: Family, call: Call) -> str | None:
+    if family.linear is None:
+        return f"the {family.name} family is not a linear recurrence"
+    if call.matmul_dtype is not None:
+        return "matmul_dtype runs on the fused kernel only"
+    return _no_recurrent_dropout(family, call)
+
+
 _KERNELS: dict[str, Kernel] = {
     "fused": Kernel("fused", _fused_supports, fused.run),
+    # O(log T) depth: the win on accelerators; on CPU the sequential loop is faster at every
+    # T measured (BENCHMARKS.md), so "auto" takes it only off the CPU.
+    "parallel": Kernel(
+        "parallel", _linear_supports, parallel.run_associative, platforms=("gpu", "tpu")
+    ),
+    "sequential": Kernel("sequential", _linear_supports, parallel.run_sequential),
     "scan": Kernel("scan", _scan_supports, scan.run),
 }
+_BUILT_IN = tuple(_KERNELS)
 
 
 def register(kernel: Kernel) -> Kernel:
@@ -78,7 +100,7 @@ def register(kernel: Kernel) -> Kernel:
 
 def unregister(name: str) -> None:
     """Remove a plugin kernel (the built-ins stay)."""
-    if name in ("fused", "scan"):
+    if name in _BUILT_IN:
         raise ValueError(f"the built-in kernel {name!r} cannot be removed")
     _KERNELS.pop(name, None)
 
@@ -98,8 +120,12 @@ def select(family: Family, call: Call, backend: str = "auto") -> Kernel:
     """The kernel that runs ``call``: the first that supports it, or the one named."""
     if backend == "auto":
         reasons = []
+        platform = jax.default_backend()
         for name in offered(family):
-            reason = _KERNELS[name].supports(family, call)
+            kernel = _KERNELS[name]
+            if kernel.platforms is not None and platform not in kernel.platforms:
+                continue
+            reason = kernel.supports(family, call)
             if reason is None:
                 return _KERNELS[name]
             reasons.append(f"{name}: {reason}")

@@ -17,10 +17,12 @@ the constant map ``(0, a_t * h0 + b_t)`` (the standard resettable operator).
 from __future__ import annotations
 
 import functools
-from typing import Literal
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
+
+from jaxrnn.families.base import Family, Params
 
 Array = jax.Array
 Method = Literal["associative", "sequential"]
@@ -92,14 +94,15 @@ def elements(
     h0: Array,
     *,
     valid: Array | None = None,
-    resets: Array | None = None,
+    restart: Array | None = None,
     reset_state: Array | None = None,
     reverse: bool = False,
 ) -> tuple[Array, Array]:
     """The scan elements ``(a', b') (T, B, N)`` with padding, resets and ``h0`` folded in.
 
     Padded steps (``valid`` false) become the identity ``(1, 0)``; steps where the carry
-    restarts (see :func:`restarts`) become ``(0, a_t * reset_state + b_t)``, and the loop's
+    restarts (``restart (T, B)``, in loop order, see :func:`restarts`) become
+    ``(0, a_t * reset_state + b_t)``, and the loop's
     first step (``t = 0``, or ``T - 1`` with ``reverse``) becomes ``(0, a_t * h0 + b_t)``
     unless it restarts. So the prefix composition of the elements is the state itself,
     ``h_t = b'_{0..t}``, with no separate ``h0`` term.
@@ -109,8 +112,8 @@ def elements(
         b = jnp.where(valid[..., None], b, jnp.zeros_like(b))
     edge = -1 if reverse else 0
     first_b = a[edge] * h0 + b[edge]
-    if resets is not None:
-        reset = restarts(resets, valid, reverse=reverse)[..., None]
+    if restart is not None:
+        reset = restart[..., None]
         state = h0 if reset_state is None else reset_state
         b = jnp.where(reset, a * state + b, b)
         first_b = jnp.where(reset[edge], b[edge], first_b)
@@ -210,18 +213,80 @@ def linear_recurrence(
                 f"reset_state must have shape (B, N) = {h0.shape}, got shape {reset_state.shape}"
             )
         reset_state = reset_state.astype(h0.dtype)
-    if steps == 0:
+    restart = None if resets is None else restarts(resets, valid, reverse=reverse)
+    return run_recurrence(
+        a, b, h0, valid=valid, restart=restart, reset_state=reset_state, reverse=reverse,
+        method=method,
+    )  # fmt: skip
+
+
+def run_recurrence(
+    a: Array,
+    b: Array,
+    h0: Array,
+    *,
+    valid: Array | None,
+    restart: Array | None,
+    reset_state: Array | None,
+    reverse: bool,
+    method: str,
+) -> tuple[Array, Array]:
+    """:func:`linear_recurrence` on checked inputs, with the restarts already in loop order
+    (``restart (T, B)``: the carry becomes ``reset_state`` before that step; see
+    :func:`restarts`). This is what the kernels call: their resets come in loop order."""
+    if b.shape[0] == 0:
         return h0, b
     if method == "sequential":
-        restart = None if resets is None else restarts(resets, valid, reverse=reverse)
         state = h0 if reset_state is None else reset_state
         return _sequential(a, b, h0, valid, restart, state, reverse)
     a = jnp.broadcast_to(a, b.shape)
     ea, eb = elements(
-        a, b, h0, valid=valid, resets=resets, reset_state=reset_state, reverse=reverse
+        a, b, h0, valid=valid, restart=restart, reset_state=reset_state, reverse=reverse
     )
     hs = _associative(ea, eb, reverse)
     h_final = hs[0] if reverse else hs[-1]
     if valid is not None:
         hs = jnp.where(valid[..., None], hs, jnp.zeros_like(hs))
     return h_final, hs
+
+
+# --- the kernels ---------------------------------------------------------------------------
+
+
+def _kernel(method: str):
+    def run(
+        family: Family,
+        params: Params,
+        xs: Array,
+        carry: Array,
+        *,
+        init: Array | None = None,
+        valid: Array | None = None,
+        resets: Array | None = None,
+        mask: Array | None = None,
+        reverse: bool = False,
+        unroll: int | bool = 1,
+        matmul_dtype: Any = None,
+    ) -> tuple[Array, Array]:
+        """``xs (T, B, I) -> (final state (B, N), ys (T, B, H))`` of a linear family: its
+        coefficients for all steps at once, the recurrence, then its readout."""
+        del mask, unroll, matmul_dtype  # refused by supports() / fixed for this kernel
+        assert family.linear is not None
+        a, b = family.linear.coefficients(params, xs)
+        restart = None
+        if resets is not None:
+            restart = resets if valid is None else resets & valid
+        final, hs = run_recurrence(
+            a, b, carry, valid=valid, restart=restart, reset_state=init, reverse=reverse,
+            method=method,
+        )  # fmt: skip
+        ys = family.linear.readout(params, hs, xs)
+        if valid is not None:  # a readout may add to the state (LRU's D x): zero padding
+            ys = jnp.where(valid[..., None], ys, jnp.zeros_like(ys))
+        return final, ys
+
+    return run
+
+
+run_associative = _kernel("associative")
+run_sequential = _kernel("sequential")
