@@ -121,6 +121,21 @@ class Recurrent(nn.Module):
             backend=self.backend,
         )  # fmt: skip
 
+    def step(
+        self, x: Array, state: Any = None, *, deterministic: bool | None = None
+    ) -> tuple[Array, Any]:
+        """One time step, ``x (B, I), state -> (y (B, H_out), state)``, for
+        ``model.apply(variables, x, state, method="step")``; unidirectional only (see
+        :func:`jaxrnn.functional.step`). ``state=None`` starts from zeros."""
+        if self.bidirectional:
+            raise ValueError(
+                "step runs one time step forward; a bidirectional layer needs the whole "
+                "sequence: call the layer on it instead"
+            )
+        out, state = self(x[:, None] if self.batch_first else x[None], state,
+                          deterministic=deterministic)  # fmt: skip
+        return (out[:, 0] if self.batch_first else out[0]), state
+
 
 class RNN(Recurrent):
     """Elman RNN, ``torch.nn.RNN``: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, H))``.
@@ -173,6 +188,41 @@ class ConvLSTM(Recurrent):
             self.family, input_size, self.hidden_size, self.num_layers, self.bias,
             self.bidirectional, self.proj_size, (("kernel_size", kernel),),
         )  # fmt: skip
+
+
+class MinGRU(Recurrent):
+    """minGRU (Feng et al. 2024; :mod:`jaxrnn.families.mingru`): ``x (T, B, I) ->
+    (output (T, B, D*H), h_n (D*L, B, H))``; a linear recurrence (parallel-in-time kernels)."""
+
+    family: str = families.mingru.MINGRU.name
+
+
+class MinLSTM(Recurrent):
+    """minLSTM (Feng et al. 2024; :mod:`jaxrnn.families.minlstm`), shapes as :class:`MinGRU`."""
+
+    family: str = families.minlstm.MINLSTM.name
+
+
+class LRU(Recurrent):
+    """Linear Recurrent Unit (Orvieto et al. 2023; :mod:`jaxrnn.families.lru`):
+    ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, N) complex)``; ``state_size`` is ``N``
+    (``0``: ``hidden_size``)."""
+
+    family: str = families.lru.LRU.name
+    state_size: int = 0
+
+    def _layout(self, input_size: int) -> Layout:
+        return Layout(
+            self.family, input_size, self.hidden_size, self.num_layers, self.bias,
+            self.bidirectional, self.proj_size, (("state_size", self.state_size),),
+        )  # fmt: skip
+
+
+class RGLRU(Recurrent):
+    """Real-Gated LRU of Griffin/Hawk (De et al. 2024; :mod:`jaxrnn.families.rglru`), shapes
+    as :class:`MinGRU`."""
+
+    family: str = families.rglru.RGLRU.name
 
 
 class AdditiveAttention(nn.Module):

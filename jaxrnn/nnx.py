@@ -136,6 +136,19 @@ class Recurrent(nnx.Module):
             backend=self.backend,
         )  # fmt: skip
 
+    def init_state(self, batch: int) -> Any:
+        """The zero state for ``batch`` sequences, stacked like ``hx`` (see
+        :func:`jaxrnn.functional.init_state`)."""
+        return functional.init_state(self.layout.family, self.state_dict(), batch)
+
+    def step(self, x: Array, state: Any = None) -> tuple[Array, Any]:
+        """One time step, ``x (B, I), state -> (y (B, H_out), state)`` (unidirectional; see
+        :func:`jaxrnn.functional.step`). Dropout follows ``train()``/``eval()``."""
+        return functional.step(
+            self.layout.family, self.state_dict(), x, state, unroll=self.unroll,
+            backend=self.backend,
+        )  # fmt: skip
+
 
 class RNN(Recurrent):
     """Elman RNN, ``torch.nn.RNN``: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, H))``.
@@ -208,6 +221,52 @@ class ConvLSTM(Recurrent):
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
             options={"kernel_size": tuple(kernel)}, **kwargs,
         )  # fmt: skip
+
+
+class MinGRU(Recurrent):
+    """minGRU (Feng et al. 2024; :mod:`jaxrnn.families.mingru`): ``x (T, B, I) ->
+    (output (T, B, D*H), h_n (D*L, B, H))``; a linear recurrence (parallel-in-time kernels)."""
+
+    family_name: ClassVar[str] = families.mingru.MINGRU.name
+
+
+class MinLSTM(Recurrent):
+    """minLSTM (Feng et al. 2024; :mod:`jaxrnn.families.minlstm`), shapes as :class:`MinGRU`."""
+
+    family_name: ClassVar[str] = families.minlstm.MINLSTM.name
+
+
+class LRU(Recurrent):
+    """Linear Recurrent Unit (Orvieto et al. 2023; :mod:`jaxrnn.families.lru`):
+    ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, N) complex)``; ``state_size`` is ``N``
+    (default ``hidden_size``)."""
+
+    family_name: ClassVar[str] = families.lru.LRU.name
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        state_size: int = 0,
+        **kwargs: Any,
+    ):
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+            options={"state_size": state_size or hidden_size}, **kwargs,
+        )  # fmt: skip
+
+
+class RGLRU(Recurrent):
+    """Real-Gated LRU of Griffin/Hawk (De et al. 2024; :mod:`jaxrnn.families.rglru`), shapes
+    as :class:`MinGRU`."""
+
+    family_name: ClassVar[str] = families.rglru.RGLRU.name
 
 
 class AdditiveAttention(nnx.Module):
