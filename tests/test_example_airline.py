@@ -31,6 +31,7 @@ def test_rollout_reading_the_truth_matches_teacher_forcing():
     np.testing.assert_allclose(ds[0], forced[19], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_airline_trains_resumes_exactly_and_writes_its_outputs(tmp_path):
     straight = airline.main([*TINY, "--steps", "40", "--out", str(tmp_path / "a")])
     out = tmp_path / "b"

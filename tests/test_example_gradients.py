@@ -22,6 +22,7 @@ def test_adding_problem_marks_one_step_per_half_and_sums_them():
     assert values.min() >= 0 and values.max() < 1
 
 
+@pytest.mark.slow
 def test_gradients_trains_and_writes_its_outputs(tmp_path):
     out = tmp_path / "run"
     metrics = gradients.main(

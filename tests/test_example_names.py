@@ -34,6 +34,7 @@ def test_split_is_disjoint_complete_and_stratified():
     assert all(np.array_equal(a, b) for a, b in zip(again, (train, valid, test), strict=True))
 
 
+@pytest.mark.slow
 def test_names_trains_three_models_and_writes_the_table(tmp_path, capsys):
     args = ["--hidden", "16", "--embed", "8", "--limit", "600", "--max-len", "10", "--lr", "1e-2"]
     args += ["--epochs", "2"]

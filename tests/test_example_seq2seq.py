@@ -63,6 +63,7 @@ def test_test_dates_are_held_out_of_training():
     assert len(train) + len(val) + len(test) == (seq2seq.LAST - seq2seq.FIRST).days + 1
 
 
+@pytest.mark.slow
 def test_seq2seq_trains_and_writes_its_outputs(tmp_path):
     out = tmp_path / "run"
     metrics = seq2seq.main(

@@ -32,6 +32,7 @@ def test_val_streams_cover_the_validation_text_in_order():
     np.testing.assert_array_equal(x.ravel(), np.arange(100))
 
 
+@pytest.mark.slow
 def test_shakespeare_trains_resumes_exactly_and_writes_its_outputs(tmp_path):
     straight, out = tmp_path / "straight", tmp_path / "resumed"
     first = shakespeare.main([*TINY, "--steps", "20", "--out", str(straight)])
