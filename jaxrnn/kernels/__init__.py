@@ -3,9 +3,12 @@
 A :class:`Kernel` says whether it can run a call (``supports(family, call)`` returns ``None``
 or the reason it cannot) and runs one layer-direction. ``backend="auto"`` takes the first
 kernel a family offers (fastest first) that supports the call; naming a kernel that cannot run
-it is a ``ValueError`` with the reason. Built in: ``"scan"`` (:mod:`.scan`, ``lax.scan`` +
-autodiff, runs any family) and ``"fused"`` (:mod:`.fused`, hand-written backward). A kernel
-from a plugin registers itself with :func:`register` and lists the families it runs.
+it is a ``ValueError`` with the reason. Built in: ``"scan"`` (:mod:`.scan`, ``lax.scan`` of
+the reference step + autodiff, runs any family), ``"fused"`` (:mod:`.fused`, hand-written
+backward), and for linear recurrences ``"parallel"`` (``lax.associative_scan``, taken by
+``"auto"`` off the CPU) and ``"sequential"`` (one ``lax.scan`` over precomputed
+coefficients; :mod:`.parallel`). A kernel from a plugin registers itself with
+:func:`register` and lists the families it runs.
 """
 
 from __future__ import annotations
