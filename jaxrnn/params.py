@@ -101,7 +101,9 @@ class Layout:
     options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
-        # The family's defaults fill in what was not given, so equal layers compare equal.
+        # The family's defaults fill in what was not given, and an alias becomes the family's
+        # own name, so equal layers compare equal.
+        object.__setattr__(self, "family", self.spec.name)
         merged = dict(self.spec.options) | dict(self.options)
         object.__setattr__(self, "options", tuple(sorted(merged.items())))
 

@@ -13,6 +13,8 @@ from jaxrnn.families import convlstm, gru, layernorm_lstm, lru, lstm, mingru, mi
 from jaxrnn.families.base import Family, Fused, Linear, Sizes, custom
 
 _REGISTRY: dict[str, Family] = {}
+# Names from before the registry (jaxrnn 0.1's Layout("rnn", ...)) keep working.
+_ALIASES = {"rnn": "rnn_tanh"}
 
 
 def register(family: Family) -> Family:
@@ -27,6 +29,7 @@ def get(family: str | Family) -> Family:
     """The registered family of that name (a :class:`Family` passes through)."""
     if isinstance(family, Family):
         return family
+    family = _ALIASES.get(family, family)
     if family not in _REGISTRY:
         raise ValueError(f"unknown family {family!r}; registered: {sorted(_REGISTRY)}")
     return _REGISTRY[family]
