@@ -76,10 +76,9 @@ def test_exploding_rnn_keeps_finite_params_with_guard():
 
     # the same run without the guard is ruined by its first overflowing step
     plain = optimizer(1e-7, max_grad_norm=None, algorithm="sgd")
-    p, s = _exploding_setup()[0], None
-    s = plain.init(p)
-    p, s, _, _ = make_train_step(loss_fn, plain)(p, s, batch(1), key)
-    assert not _finite(p)
+    p = _exploding_setup()[0]
+    p, _, loss, _ = make_train_step(loss_fn, plain)(p, plain.init(p), batch(1), key)
+    assert not jnp.isfinite(loss) and not _finite(p)
 
 
 def test_guard_skips_nonfinite_loss_with_finite_gradients():
