@@ -16,9 +16,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from flax import nnx
 
 import jaxrnn
-from jaxrnn.params import Layout, init_params
+import jaxrnn.nnx
 from jaxrnn.training import make_train_step, optimizer, save_checkpoint
 
 State = dict[str, Any]
@@ -26,7 +27,7 @@ State = dict[str, Any]
 
 def setup():
     """Fresh state, the jitted step and ``batch(i)``: a 2-layer GRU regressor with dropout."""
-    params = init_params(jax.random.key(0), Layout("gru", 3, 8, num_layers=2))
+    params = jaxrnn.nnx.GRU(3, 8, 2, rngs=nnx.Rngs(0)).state_dict()
     opt = optimizer(1e-2, skip_nonfinite=True)
 
     def loss_fn(p, batch, key):

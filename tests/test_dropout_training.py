@@ -22,7 +22,6 @@ from flax import nnx
 import jaxrnn
 import jaxrnn.linen
 import jaxrnn.nnx
-from jaxrnn.params import Layout, init_params
 
 torch = pytest.importorskip("torch")
 
@@ -65,8 +64,9 @@ def _inverse_probe(mode: str, y: np.ndarray) -> np.ndarray:
 
 
 def _params(mode: str, bidirectional: bool, seed: int = 0) -> dict[str, jax.Array]:
-    layout = Layout(mode, I, H, 2, True, bidirectional)
-    return init_params(jax.random.key(seed), layout, dtype=jnp.float64)
+    cls = {"rnn": jaxrnn.nnx.RNN, "lstm": jaxrnn.nnx.LSTM, "gru": jaxrnn.nnx.GRU}[mode]
+    layer = cls(I, H, 2, bidirectional=bidirectional, param_dtype=jnp.float64, rngs=nnx.Rngs(seed))
+    return layer.state_dict()
 
 
 def _torch_layer(mode: str, bidirectional: bool, params, layer: int, input_size: int):

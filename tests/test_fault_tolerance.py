@@ -22,9 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from flax import nnx
 
 import jaxrnn
-from jaxrnn.params import Layout, init_params
+import jaxrnn.nnx
 from jaxrnn.training import (
     make_train_step,
     optimizer,
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _exploding_setup():
     """A ReLU Elman RNN with ``W_hh = 3 I``: a 90-step batch overflows float32, a 6-step one
     does not. Batches alternate, so every other step has an inf/NaN loss and gradients."""
-    params = init_params(jax.random.key(0), Layout("rnn", 2, 4))
+    params = jaxrnn.nnx.RNN(2, 4, rngs=nnx.Rngs(0)).state_dict()
     params["weight_hh_l0"] = 3.0 * jnp.eye(4)
     params["weight_ih_l0"] = jnp.abs(params["weight_ih_l0"])
     params["bias_ih_l0"] = jnp.abs(params["bias_ih_l0"])

@@ -16,10 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import KINDS, config, jax_forward, record, torch_forward, torch_module, torch_run
+from flax import nnx
 
 import jaxrnn
+import jaxrnn.nnx
 from jaxrnn.interop import from_torch
-from jaxrnn.params import Layout, init_params
 
 torch = pytest.importorskip("torch")
 
@@ -28,7 +29,8 @@ T, I, H = 100_000, 4, 8
 
 @pytest.mark.parametrize("mode", ["gru", "lstm"])
 def test_hundred_thousand_steps_with_remat_fit_in_bounded_memory(mode):
-    params = init_params(jax.random.key(0), Layout(mode, I, H))
+    cls = jaxrnn.nnx.GRU if mode == "gru" else jaxrnn.nnx.LSTM
+    params = cls(I, H, rngs=nnx.Rngs(0)).state_dict()
     x = jax.random.normal(jax.random.key(1), (T, 1, I))
     fn = jaxrnn.gru if mode == "gru" else jaxrnn.lstm
 
