@@ -5,7 +5,12 @@ imports this package.
 
 from jaxrnn.training.checkpoint import restore_checkpoint, save_checkpoint
 from jaxrnn.training.diagnostics import gradient_flow, plot_gradient_flow
-from jaxrnn.training.optim import make_train_step, optimizer
+from jaxrnn.training.optim import (
+    make_train_step,
+    optimizer,
+    skip_nonfinite_steps,
+    skipped_steps,
+)
 from jaxrnn.training.parallel import data_mesh, replicate, shard_batch
 from jaxrnn.training.tbptt import carry_over, reset_carry, stream_batches, tbptt_scan
 
@@ -21,6 +26,8 @@ __all__ = [
     "restore_checkpoint",
     "save_checkpoint",
     "shard_batch",
+    "skip_nonfinite_steps",
+    "skipped_steps",
     "stream_batches",
     "tbptt_scan",
 ]

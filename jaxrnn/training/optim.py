@@ -1,4 +1,9 @@
-"""The default optimizer chain and the jitted training step every example uses."""
+"""The default optimizer chain and the jitted training step every example uses.
+
+The opt-in guard :func:`skip_nonfinite_steps` (``optimizer(..., skip_nonfinite=True)``) wraps an
+optimizer in ``optax.apply_if_finite``: a step whose loss or gradients hold a NaN or an inf
+leaves parameters and optimizer state untouched, and :func:`skipped_steps` counts such steps.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import jax
+import jax.numpy as jnp
 import optax
 
 PyTree = Any
@@ -22,6 +28,7 @@ def optimizer(
     max_grad_norm: float | None = 1.0,
     weight_decay: float = 0.0,
     algorithm: Literal["adam", "sgd"] = "adam",
+    skip_nonfinite: bool = False,
 ) -> optax.GradientTransformation:
     """``optax.chain(clip_by_global_norm(max_grad_norm), adam(learning_rate))``.
 
@@ -64,9 +71,57 @@ def optimizer(
             opt = optax.chain(optax.add_decayed_weights(weight_decay), opt)
     else:
         raise ValueError(f"algorithm must be 'adam' or 'sgd', got {algorithm!r}")
-    if max_grad_norm is None:
-        return opt
-    return optax.chain(optax.clip_by_global_norm(max_grad_norm), opt)
+    if max_grad_norm is not None:
+        opt = optax.chain(optax.clip_by_global_norm(max_grad_norm), opt)
+    return skip_nonfinite_steps(opt) if skip_nonfinite else opt
+
+
+_NEVER_GIVE_UP = 2**31 - 2  # apply_if_finite's counter is int32 (safe_increment saturates)
+
+
+def skip_nonfinite_steps(
+    inner: optax.GradientTransformation, *, max_consecutive: int | None = None
+) -> optax.GradientTransformation:
+    """``optax.apply_if_finite(inner)``: skip every update whose gradients are not all finite.
+
+    A skipped step returns zero updates and keeps ``inner``'s state (Adam's moments, the step
+    count) as it was. :func:`make_train_step` also skips a step whose *loss* is non-finite when
+    the optimizer state holds this guard. ``max_consecutive`` (default: never) is how many
+    non-finite steps in a row are skipped before an update is applied anyway (optax's
+    ``max_consecutive_errors``). Count the skips with :func:`skipped_steps`.
+    """
+    if not isinstance(inner, optax.GradientTransformation):
+        raise TypeError(
+            f"inner must be an optax.GradientTransformation, got {type(inner).__name__}"
+        )
+    if max_consecutive is None:
+        max_consecutive = _NEVER_GIVE_UP
+    if isinstance(max_consecutive, bool) or not isinstance(max_consecutive, int):
+        raise TypeError(f"max_consecutive must be an int, got {type(max_consecutive).__name__}")
+    if max_consecutive < 0:
+        raise ValueError(f"max_consecutive must be >= 0, got {max_consecutive}")
+    return optax.apply_if_finite(inner, max_consecutive)
+
+
+def _guards(opt_state: optax.OptState) -> list[optax.ApplyIfFiniteState]:
+    is_guard = lambda s: isinstance(s, optax.ApplyIfFiniteState)  # noqa: E731
+    leaves = jax.tree.leaves(opt_state, is_leaf=is_guard)
+    return [s for s in leaves if is_guard(s)]
+
+
+def skipped_steps(opt_state: optax.OptState) -> jax.Array:
+    """How many steps the :func:`skip_nonfinite_steps` guard in ``opt_state`` has skipped.
+
+    An int32 scalar (the guard's ``total_notfinite``; works under ``jit``). Raises
+    ``ValueError`` if ``opt_state`` holds no guard.
+    """
+    guards = _guards(opt_state)
+    if not guards:
+        raise ValueError(
+            "opt_state holds no non-finite guard; build the optimizer with "
+            "optimizer(..., skip_nonfinite=True) or skip_nonfinite_steps(...)"
+        )
+    return sum((g.total_notfinite for g in guards), start=jnp.zeros((), jnp.int32))
 
 
 def make_train_step(
@@ -77,7 +132,9 @@ def make_train_step(
     ``loss_fn(params, batch, key) -> (loss, aux)`` returns a scalar loss and any pytree of
     extras (metrics, a carried recurrent state); ``key`` is for dropout. With ``donate=True``
     the old ``params`` and ``opt_state`` buffers are reused for the new ones (saves memory on
-    accelerators; the arrays passed in must not be used afterwards).
+    accelerators; the arrays passed in must not be used afterwards). When ``opt_state`` holds
+    a :func:`skip_nonfinite_steps` guard, a non-finite loss makes the gradients NaN so that
+    the guard skips the step (a finite loss leaves them as they are).
 
     Args:
         loss_fn: ``loss_fn(params, batch, key) -> (scalar loss, aux pytree)``.
@@ -111,6 +168,9 @@ def make_train_step(
 
     def step(params, opt_state, batch, key):
         (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch, key)
+        if _guards(opt_state):  # static: the state's structure is known when tracing
+            ok = jnp.all(jnp.isfinite(loss))
+            grads = jax.tree.map(lambda g: jnp.where(ok, g, jnp.full_like(g, jnp.nan)), grads)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, aux
 

@@ -1,0 +1,65 @@
+"""bfloat16 and float16 values (not only dtypes): jaxrnn against float64 torch.
+
+Parameters, input and initial state are rounded to the low-precision dtype; the reference is
+``torch.nn`` in float64 on exactly those rounded values, so the difference is jaxrnn's own
+rounding. Stated tolerance: ``4 * eps * max(1, max|ref|)`` per array, eps = 2^-8 (bf16) and
+2^-11 (fp16), i.e. 1.6e-2 and 2.0e-3 at unit scale. Measured (2 layers, bidirectional,
+T = 16, packed unsorted lengths, initial state), as ``|err| / max(1, max|ref|)``:
+bf16 worst 5.8e-3 (rnn_relu output), fp16 worst 9.8e-4 (rnn_tanh output). torch's own
+bf16/fp16 CPU kernels on the same values err by as much (outputs: bf16 1.4e-3..3.2e-2,
+fp16 1.9e-4..2.7e-3 absolute); the test also asserts jaxrnn is within 3x of them plus eps.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import KINDS, config, jax_forward, random_data, record, torch_module, torch_run
+
+from jaxrnn.interop import from_torch
+
+torch = pytest.importorskip("torch")
+
+EPS = {"bfloat16": 2.0**-8, "float16": 2.0**-11}
+
+
+def _f64(a) -> np.ndarray:
+    return np.asarray(jnp.asarray(a).astype(jnp.float32), np.float64)
+
+
+def _torch(cfg, params, x, hx, lengths, dtype):
+    """torch's outputs in ``dtype`` on the given (already rounded) values, as float64."""
+    m = torch_module(cfg).to(dtype)
+    m.load_state_dict({k: torch.from_numpy(_f64(v)).to(dtype) for k, v in params.items()})
+    t = lambda a: torch.from_numpy(_f64(a)).to(dtype)  # noqa: E731
+    thx = None if hx is None else (tuple(map(t, hx)) if cfg.is_lstm else t(hx))
+    with torch.no_grad():
+        out, state = torch_run(m, cfg, t(x), thx, lengths)
+    h, c = state if cfg.is_lstm else (state, None)
+    return [None if a is None else a.double().numpy() for a in (out, h, c)]
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_low_precision_values_within_stated_tolerance_of_float64_torch(kind, dtype):
+    cfg = config(kind, num_layers=2, bidirectional=True)
+    x, hx, lengths = random_data(cfg, np.random.default_rng(0), with_lengths=True, steps=16)
+    jd = jnp.dtype(dtype)
+    params = {k: v.astype(jd) for k, v in from_torch(torch_module(cfg)).items()}
+    x = jnp.asarray(x).astype(jd)
+    hx = tuple(jnp.asarray(h).astype(jd) for h in hx) if cfg.is_lstm else jnp.asarray(hx, jd)
+
+    got = jax_forward(cfg, params, x, hx, lengths)
+    want = _torch(cfg, params, x, hx, lengths, torch.float64)
+    theirs = _torch(cfg, params, x, hx, lengths, getattr(torch, dtype))
+    for name, g, w, t in zip(("output", "h_n", "c_n"), got, want, theirs, strict=True):
+        if w is None:
+            continue
+        assert g.dtype == jd, (name, g.dtype)  # no silent upcast
+        err = float(np.max(np.abs(_f64(g) - w)))
+        scale = max(1.0, float(np.max(np.abs(w))))
+        record(f"{dtype} vs float64 torch (relative)", err / scale, f"{kind} {name}")
+        assert err <= 4 * EPS[dtype] * scale, (name, err, scale)
+        torch_err = float(np.max(np.abs(t - w)))
+        assert err <= 3 * torch_err + EPS[dtype] * scale, (name, err, torch_err)
