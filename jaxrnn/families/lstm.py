@@ -87,7 +87,10 @@ def _forward(p: Params, xs, carry, valid, mask, *, reverse, unroll, mm_dtype, sa
     # One [x_t, h] @ [W_ih; W_hh]^T a step beats two matmuls, and beats hoisting x @ W_ih
     # out of the loop, whose (T, B, 4H) buffer must then be streamed through every step.
     w = cast(jnp.concatenate([p["weight_ih"], p["weight_hh"]], axis=1).T, mm_dtype)
-    b = None if "bias_ih" not in p else p["bias_ih"] + p["bias_hh"]
+    # The two biases are summed in the step's dtype (a float64 input with float32 weights
+    # must not carry float32 rounding of the sum).
+    dt = jnp.result_type(xs, *p.values())
+    b = None if "bias_ih" not in p else p["bias_ih"].astype(dt) + p["bias_hh"].astype(dt)
     whr_t = cast(p["weight_hr"].T, mm_dtype) if "weight_hr" in p else None
 
     def step(c, inputs):
