@@ -51,10 +51,10 @@ def _fused(act: Callable[[Array], Array], tanh: bool) -> Fused:
 
     def forward(p: Params, xs, carry, valid, mask, *, reverse, unroll, mm_dtype, save):
         w = cast(jnp.concatenate([p["weight_ih"], p["weight_hh"]], axis=1).T, mm_dtype)
-        # The two biases are summed in the step's dtype (a float64 input with float32 weights
-    # must not carry float32 rounding of the sum).
-    dt = jnp.result_type(xs, *p.values())
-    b = None if "bias_ih" not in p else p["bias_ih"].astype(dt) + p["bias_hh"].astype(dt)
+        # The two biases are summed in the step's dtype (a float64 input with float32
+        # weights must not carry float32 rounding of the sum).
+        dt = jnp.result_type(xs, *p.values())
+        b = None if "bias_ih" not in p else p["bias_ih"].astype(dt) + p["bias_hh"].astype(dt)
 
         def step(h, inputs):
             x, v = inputs
