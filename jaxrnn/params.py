@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import re
+import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -51,6 +52,13 @@ def check_constructor(
         raise ValueError(
             "dropout should be a number in range [0, 1] representing the probability of an "
             f"element being zeroed, got {dropout!r}"
+        )
+    if dropout > 0 and num_layers == 1:
+        warnings.warn(
+            "dropout option adds dropout after all but last recurrent layer, so non-zero "
+            f"dropout expects num_layers greater than 1, but got dropout={dropout} and "
+            f"num_layers={num_layers}",
+            stacklevel=3,
         )
     for name, value in (("bias", bias), ("batch_first", batch_first)):
         if not isinstance(value, bool):
