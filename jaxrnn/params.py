@@ -53,7 +53,7 @@ def check_constructor(
             "dropout should be a number in range [0, 1] representing the probability of an "
             f"element being zeroed, got {dropout!r}"
         )
-    if dropout > 0 and num_layers == 1:
+    if float(dropout) > 0 and num_layers == 1:  # type: ignore[arg-type]
         warnings.warn(
             "dropout option adds dropout after all but last recurrent layer, so non-zero "
             f"dropout expects num_layers greater than 1, but got dropout={dropout} and "
