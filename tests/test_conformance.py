@@ -80,7 +80,7 @@ def cases():
         family = families.get(name)
         for kernel, (rev, lens, res, msk) in itertools.product(kernels.offered(family), flags):
             call = kernels.Call(lengths=bool(lens), resets=bool(res), recurrent_dropout=bool(msk))
-            if kernels.select(family, call, "auto") and family_supports(family, kernel, call):
+            if family_supports(family, kernel, call):
                 yield pytest.param(name, kernel, rev, lens, res, msk, id=f"{name}-{kernel}-"
                                    f"r{rev}l{lens}s{res}m{msk}")  # fmt: skip
 
