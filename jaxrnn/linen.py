@@ -214,7 +214,8 @@ class LRU(Recurrent):
     def _layout(self, input_size: int) -> Layout:
         return Layout(
             self.family, input_size, self.hidden_size, self.num_layers, self.bias,
-            self.bidirectional, self.proj_size, (("state_size", self.state_size),),
+            self.bidirectional, self.proj_size,
+            (("state_size", 0 if self.state_size == self.hidden_size else self.state_size),),
         )  # fmt: skip
 
 

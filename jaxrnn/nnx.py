@@ -258,7 +258,7 @@ class LRU(Recurrent):
     ):
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            options={"state_size": state_size or hidden_size}, **kwargs,
+            options={"state_size": 0 if state_size == hidden_size else state_size}, **kwargs,
         )  # fmt: skip
 
 

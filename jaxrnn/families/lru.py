@@ -190,7 +190,9 @@ def _read_sizes(params: Params) -> Sizes:
     b, c = params["B_re"], params["C_re"]
     if getattr(b, "ndim", None) != 2 or getattr(c, "ndim", None) != 2:
         raise ValueError("B_re must be (N, I) and C_re (H, N)")
-    return Sizes(int(b.shape[1]), int(c.shape[0]), options=(("state_size", int(b.shape[0])),))
+    n, hidden = int(b.shape[0]), int(c.shape[0])
+    # 0 stands for "hidden_size", the default, so a layout read back equals the one made.
+    return Sizes(int(b.shape[1]), hidden, options=(("state_size", 0 if n == hidden else n),))
 
 
 def _check_sizes(sizes: Sizes) -> None:
@@ -218,5 +220,6 @@ LRU = Family(
     linear=Linear(coefficients, readout),
     recurrent_dropout=False,
     state_dtype=lambda dtype: jnp.result_type(dtype, jnp.complex64),
+    options=(("state_size", 0),),
     check_sizes=_check_sizes,
 )
