@@ -9,6 +9,7 @@ around a training loop; ``sequences``, ``attention`` and ``dropout`` are buildin
 from jaxrnn import (
     attention,
     cells,
+    crf,
     dropout,
     functional,
     interop,
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "attention",
     "cells",
+    "crf",
     "dropout",
     "functional",
     "gru",

@@ -247,7 +247,7 @@ def _max_matmul(a: Array, b: Array) -> Array:
 def _step_matrices(p: dict[str, Array], emissions: Array) -> Array:
     """``(B, T, K, K)``: step 0 holds ``start + e_0`` in every row, step ``t`` holds
     ``transitions + e_t``; row 0 of their prefix product is the forward vector at ``t``."""
-    b, t, k = emissions.shape
+    b, _, k = emissions.shape
     first = jnp.broadcast_to((p["start"] + emissions[:, 0])[:, None, :], (b, k, k))
     rest = p["transitions"][None, None] + emissions[:, 1:, None, :]
     return jnp.concatenate([first[:, None], rest], axis=1)
@@ -343,9 +343,7 @@ def log_likelihood(
     ``"token_mean"`` is ``.sum() / lengths.sum()``.
     """
     score = sequence_score(params, emissions, tags, lengths, constraints=constraints)
-    return score - log_partition(
-        params, emissions, lengths, constraints=constraints, method=method
-    )
+    return score - log_partition(params, emissions, lengths, constraints=constraints, method=method)
 
 
 def marginals(
@@ -396,9 +394,7 @@ def _viterbi_scan(p: dict[str, Array], emissions: Array, lengths: Array) -> tupl
     return path, jnp.max(final, axis=-1)
 
 
-def _viterbi_parallel(
-    p: dict[str, Array], emissions: Array, lengths: Array
-) -> tuple[Array, Array]:
+def _viterbi_parallel(p: dict[str, Array], emissions: Array, lengths: Array) -> tuple[Array, Array]:
     b, t, k = emissions.shape
     prefix = jax.lax.associative_scan(_max_matmul, _step_matrices(p, emissions), axis=1)
     delta = prefix[:, :, 0, :]  # (B, T, K): best score of a path ending in k at t
