@@ -150,7 +150,7 @@ class JointBiLSTM(nn.Module):
     char_hidden: int = 32
     hidden: int = 128
     layers: int = 2
-    dropout: float = 0.5
+    dropout: float = 0.4
     intent_to_slot: bool = True
     char_encoder: str = "cnn"  # width-3 convolution + max over the word, or "lstm"
     crf: bool = True
@@ -281,15 +281,15 @@ def predict(decode, vocab: Vocab, params, data, batch_size: int, buckets=BUCKETS
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = common.parser("snips", __doc__, epochs=24)
+    p = common.parser("snips", __doc__, epochs=32)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (2e-3)")
     p.add_argument("--hidden", type=int, default=None, help="BiLSTM size per direction (128)")
     p.add_argument(
         "--char-hidden", type=int, default=None, help="char encoder size / 2, 0: off (32)"
     )
-    p.add_argument("--dropout", type=float, default=0.5)
-    p.add_argument("--unk-alpha", type=float, default=0.25, help="word dropout a/(a+count)")
+    p.add_argument("--dropout", type=float, default=0.4)
+    p.add_argument("--unk-alpha", type=float, default=0.5, help="word dropout a/(a+count)")
     p.add_argument("--char-encoder", choices=("lstm", "cnn"), default="cnn")
     p.add_argument("--ema", type=float, default=0.999, help="weight averaging decay, 0: off")
     yes_no = argparse.BooleanOptionalAction
@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.seeds:
         return over_seeds(argv if argv is not None else sys.argv[1:], args.seeds, args.out)
     q = args.quick
-    epochs = common.choose(args.epochs, quick=2, default=24, is_quick=q)
+    epochs = common.choose(args.epochs, quick=2, default=32, is_quick=q)
     hidden = common.choose(args.hidden, quick=48, default=128, is_quick=q)
     char_hidden = common.choose(args.char_hidden, quick=16, default=32, is_quick=q)
     limit = args.limit
