@@ -7,10 +7,15 @@ training words are dropped to ``<unk>`` now and then so the model learns to lean
 spelling. A 2-layer BiLSTM reads the padded, length-bucketed batch with ``lengths``. The
 intent comes from max+mean pooling over its valid states; each word's slot scores from its
 state, a self-attention context over the sentence and the predicted intent distribution
-(intent -> slot feeding, as in Stack-Propagation), through a linear-chain CRF whose
-transitions obey BIO (no ``I-x`` after ``O`` or ``B-y``). Training: joint loss (intent
-cross-entropy + CRF negative log-likelihood), Adam with clipping, warmup + cosine decay,
-dropout 0.5; the weights evaluated are an exponential moving average of the trained ones.
+(intent -> slot feeding, as in Stack-Propagation), through a linear-chain CRF
+(:mod:`jaxrnn.crf`) whose transitions obey BIO (``crf.bio_constraints``: no ``I-x`` after
+``O`` or ``B-y``), in training and in Viterbi decoding. Training: joint loss (intent
+cross-entropy + CRF negative log-likelihood), Adam with clipping, warmup + cosine decay over
+32 epochs, dropout 0.4, word dropout ``a / (a + count)`` with a = 0.5; the weights evaluated
+are an exponential moving average of the trained ones.
+
+``--seeds 0 1 2`` trains once per seed, one after the other, and writes
+``OUT/summary.json`` (mean ± std of each metric, and every seed's).
 
 Model selection on the valid split (intent accuracy + slot F1, every epoch), report on test:
 intent accuracy, slot F1 (conlleval: exact span and type, via seqeval) and sentence accuracy
