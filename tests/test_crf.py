@@ -332,10 +332,11 @@ def test_constrained_decoding_never_breaks_the_rules():
             assert _allowed(tuple(np.asarray(paths[i, :n])), c)
 
 
-def test_auto_picks_by_shape():
-    assert crf.choose_method(32, 20, 72) == "scan"
-    assert crf.choose_method(8, 512, 2) == "parallel"
-    assert crf.choose_method(8, 512, 2, "scan") == "scan"
+def test_auto_picks_by_backend_and_shape():
+    assert crf.choose_method(8, 512, 2, backend="cpu") == "scan"  # faster on CPU throughout
+    assert crf.choose_method(8, 512, 2, backend="gpu") == "parallel"
+    assert crf.choose_method(32, 20, 72, backend="gpu") == "scan"
+    assert crf.choose_method(8, 512, 2, "parallel", backend="cpu") == "parallel"
 
 
 def test_bad_inputs_name_what_was_expected():
