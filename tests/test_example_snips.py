@@ -85,3 +85,25 @@ def test_snips_trains_and_writes_its_outputs(tmp_path):
         assert intent in intents and len(tags.split()) == len(ws)
     assert (tmp_path / "plot.png").stat().st_size > 0
     assert any((tmp_path / "checkpoint").iterdir())
+
+
+def test_seeds_runs_main_per_seed_and_reports_mean_and_std(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_main(argv):
+        calls.append(argv)
+        seed = int(argv[argv.index("--seed") + 1])
+        return {"intent_acc": 98.0 + seed, "slot_f1": 94.0, "sentence_acc": 86.0 + 2 * seed,
+                "wall_s": 1.0, "cpu_s": 2.0}  # fmt: skip
+
+    monkeypatch.setattr(snips, "main", fake_main)
+    argv = ["--epochs", "3", "--seeds", "0", "1", "--out", str(tmp_path), "--seed", "7"]
+    summary = snips.over_seeds(argv, [0, 1], str(tmp_path))
+    assert calls == [
+        ["--epochs", "3", "--seed", "0", "--out", f"{tmp_path}/seed_0"],
+        ["--epochs", "3", "--seed", "1", "--out", f"{tmp_path}/seed_1"],
+    ]
+    assert summary["intent_acc"] == {"mean": 98.5, "std": 0.71, "per_seed": [98.0, 99.0]}
+    assert summary["sentence_acc"]["per_seed"] == [86.0, 88.0]
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["slot_f1"]["std"] == 0.0 and saved["seeds"] == [0, 1]
