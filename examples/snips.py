@@ -7,10 +7,15 @@ training words are dropped to ``<unk>`` now and then so the model learns to lean
 spelling. A 2-layer BiLSTM reads the padded, length-bucketed batch with ``lengths``. The
 intent comes from max+mean pooling over its valid states; each word's slot scores from its
 state, a self-attention context over the sentence and the predicted intent distribution
-(intent -> slot feeding, as in Stack-Propagation), through a linear-chain CRF whose
-transitions obey BIO (no ``I-x`` after ``O`` or ``B-y``). Training: joint loss (intent
-cross-entropy + CRF negative log-likelihood), Adam with clipping, warmup + cosine decay,
-dropout 0.5; the weights evaluated are an exponential moving average of the trained ones.
+(intent -> slot feeding, as in Stack-Propagation), through a linear-chain CRF
+(:mod:`jaxrnn.crf`) whose transitions obey BIO (``crf.bio_constraints``: no ``I-x`` after
+``O`` or ``B-y``), in training and in Viterbi decoding. Training: joint loss (intent
+cross-entropy + CRF negative log-likelihood), Adam with clipping, warmup + cosine decay over
+32 epochs, dropout 0.4, word dropout ``a / (a + count)`` with a = 0.5; the weights evaluated
+are an exponential moving average of the trained ones.
+
+``--seeds 0 1 2`` trains once per seed, one after the other, and writes
+``OUT/summary.json`` (mean ± std of each metric, and every seed's).
 
 Model selection on the valid split (intent accuracy + slot F1, every epoch), report on test:
 intent accuracy, slot F1 (conlleval: exact span and type, via seqeval) and sentence accuracy
@@ -22,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -33,6 +40,7 @@ import optax
 
 import jaxrnn.linen as rnn
 from examples import common
+from jaxrnn import crf
 from jaxrnn.sequences import lengths_to_mask
 from jaxrnn.training import make_train_step, optimizer
 
@@ -147,7 +155,7 @@ class JointBiLSTM(nn.Module):
     char_hidden: int = 32
     hidden: int = 128
     layers: int = 2
-    dropout: float = 0.5
+    dropout: float = 0.4
     intent_to_slot: bool = True
     char_encoder: str = "cnn"  # width-3 convolution + max over the word, or "lstm"
     crf: bool = True
@@ -196,51 +204,18 @@ class JointBiLSTM(nn.Module):
             z, _ = rnn.LSTM(self.hidden, batch_first=True)(z, lengths=lengths)
             z = nn.Dropout(self.dropout)(z, deterministic)
         slots = nn.Dense(self.n_tags)(z)
-        crf = None
-        if self.crf:
+        crf_params = None
+        if self.crf:  # jaxrnn.crf's parameters, zero-initialised
             k, zeros = self.n_tags, nn.initializers.zeros
-            crf = {
+            crf_params = {
                 "transitions": self.param("crf_transitions", zeros, (k, k)),
                 "start": self.param("crf_start", zeros, (k,)),
                 "end": self.param("crf_end", zeros, (k,)),
             }
-        return intent, slots, crf
-
-
-def crf_log_likelihood(emit, tags, lengths, transitions, start, end) -> jax.Array:
-    """``log p(tags | emit)`` of a linear-chain CRF: ``(B, T, K), (B, T), (B,) -> (B,)``.
-
-    ``transitions[i, j]`` scores tag ``j`` after tag ``i``; ``start`` / ``end`` the first and
-    last tag. The partition function is the forward algorithm, one ``lax.scan`` over time.
-    """
-    b, t, _ = emit.shape
-    mask = lengths_to_mask(lengths, t)
-    rows = jnp.arange(b)
-    gold = jnp.sum(jnp.take_along_axis(emit, tags[..., None], -1)[..., 0] * mask, 1)
-    gold += jnp.sum(transitions[tags[:, :-1], tags[:, 1:]] * mask[:, 1:], 1)
-    gold += start[tags[:, 0]] + end[tags[rows, lengths - 1]]
-
-    def step(alpha, inputs):
-        e, m = inputs
-        new = jax.nn.logsumexp(alpha[:, :, None] + transitions[None], axis=1) + e
-        return jnp.where(m[:, None], new, alpha), None
-
-    alpha0 = start[None] + emit[:, 0]
-    alpha, _ = jax.lax.scan(step, alpha0, (emit[:, 1:].swapaxes(0, 1), mask[:, 1:].T))
-    return gold - jax.nn.logsumexp(alpha + end[None], axis=1)
+        return intent, slots, crf_params
 
 
 # --- decoding and metrics ----------------------------------------------------------------
-
-
-def allowed_transitions(tags: list[str]) -> np.ndarray:
-    """``ok[i, j]``: tag ``j`` may follow tag ``i`` in BIO (``I-x`` only after ``B-x``/``I-x``)."""
-    ok = np.ones((len(tags), len(tags)), bool)
-    for j, tj in enumerate(tags):
-        if tj.startswith("I-"):
-            for i, ti in enumerate(tags):
-                ok[i, j] = ti[2:] == tj[2:] and ti[:2] in ("B-", "I-")
-    return ok
 
 
 def tags_by_intent(vocab: Vocab, tags, intents) -> np.ndarray:
@@ -250,33 +225,6 @@ def tags_by_intent(vocab: Vocab, tags, intents) -> np.ndarray:
     for ts, y in zip(tags, intents, strict=True):
         ok[vocab.intent_id[y], [vocab.tag_id[t] for t in ts]] = True
     return ok
-
-
-def allowed_starts(tags: list[str]) -> np.ndarray:
-    return np.array([not t.startswith("I-") for t in tags])
-
-
-def viterbi(emit, lengths, transitions, start, end) -> np.ndarray:
-    """Best tag path per sentence: ``emit (B, T, K)`` -> ``(B, T)`` ids (NumPy, vectorised).
-
-    Maximises ``start[y_0] + sum_t emit[t, y_t] + sum_t transitions[y_{t-1}, y_t] + end[y_last]``
-    (``-inf`` forbids a tag or transition).
-    """
-    b, t, k = emit.shape
-    score = start[None] + emit[:, 0]  # (B, K)
-    back = np.zeros((b, t, k), np.int32)
-    for s in range(1, t):
-        cand = score[:, :, None] + transitions[None]  # (B, K_prev, K)
-        best = cand.argmax(1)
-        new = np.take_along_axis(cand, best[:, None], 1)[:, 0] + emit[:, s]
-        live = (s < lengths)[:, None]
-        back[:, s] = np.where(live, best, np.arange(k)[None])  # padded steps keep the tag
-        score = np.where(live, new, score)
-    path = np.zeros((b, t), np.int32)
-    path[:, -1] = (score + end[None]).argmax(1)
-    for s in range(t - 1, 0, -1):
-        path[:, s - 1] = np.take_along_axis(back[:, s], path[:, s : s + 1], 1)[:, 0]
-    return path
 
 
 def scores(vocab: Vocab, intents, tags, pred_intents, pred_tags) -> dict[str, float]:
@@ -292,48 +240,45 @@ def scores(vocab: Vocab, intents, tags, pred_intents, pred_tags) -> dict[str, fl
     }
 
 
-def predict(
-    apply,
-    params,
-    vocab: Vocab,
-    data,
-    batch_size: int,
-    constrained: bool = True,
-    buckets=BUCKETS,
-    intent_tags: np.ndarray | None = None,
-):
-    """Intents and tag sequences (strings) for every utterance of an encoded split.
+def make_decoder(apply, vocab: Vocab, constrained: bool = True, intent_tags=None):
+    """A jitted ``(params, batch) -> (intent ids (B,), tag paths (B, T))``.
 
-    Tags are the Viterbi path: of the CRF if the model has one, else of the per-token
-    log-probabilities; ``constrained`` forbids the transitions BIO rules out, and
-    ``intent_tags`` (``(intents, K)`` bool) the tags never seen with the predicted intent.
+    Tags are the Viterbi path (:func:`jaxrnn.crf.viterbi_decode`): of the CRF if the model has
+    one, else of the per-token log-probabilities; ``constrained`` forbids what BIO rules out
+    (:func:`jaxrnn.crf.bio_constraints`), and ``intent_tags`` (``(intents, K)`` bool) the tags
+    never seen with the predicted intent.
     """
+    k = len(vocab.tags)
+    rules = crf.bio_constraints(vocab.tags) if constrained else None
+    allowed = None if intent_tags is None else jnp.asarray(intent_tags)
+
+    @jax.jit
+    def decode(params, batch):
+        intent_logits, slot_logits, crf_params = apply(params, batch)
+        if crf_params is None:
+            emit = jax.nn.log_softmax(slot_logits)
+            crf_params = {"transitions": jnp.zeros((k, k), emit.dtype)}
+        else:
+            emit = slot_logits
+        intent = jnp.argmax(intent_logits, -1)
+        if allowed is not None:
+            emit = jnp.where(allowed[intent][:, None, :], emit, crf.FORBIDDEN)
+        paths, _ = crf.viterbi_decode(crf_params, emit, batch["lengths"], constraints=rules)
+        return intent, paths
+
+    return decode
+
+
+def predict(decode, vocab: Vocab, params, data, batch_size: int, buckets=BUCKETS):
+    """Intents and tag sequences (strings) for every utterance of an encoded split."""
     n = len(data["lengths"])
     intents: list[str] = [""] * n
     tags: list[list[str]] = [[] for _ in range(n)]
-    k = len(vocab.tags)
-    if constrained:
-        bio = np.where(allowed_transitions(vocab.tags), 0.0, -np.inf)
-        bio_start = np.where(allowed_starts(vocab.tags), 0.0, -np.inf)
-    else:
-        bio, bio_start = np.zeros((k, k)), np.zeros(k)
     for idx, batch in batches(data, batch_size, buckets=buckets):
-        intent_logits, slot_logits, crf = apply(params, batch)
-        lengths = batch["lengths"][: len(idx)]
-        if crf is None:
-            emit = np.asarray(jax.nn.log_softmax(slot_logits))[: len(idx)]
-            trans, start, end = bio, bio_start, np.zeros(k)
-        else:
-            emit = np.asarray(slot_logits)[: len(idx)]
-            trans = np.asarray(crf["transitions"]) + bio
-            start, end = np.asarray(crf["start"]) + bio_start, np.asarray(crf["end"])
-        intent = np.asarray(intent_logits).argmax(-1)[: len(idx)]
-        if intent_tags is not None:
-            emit = np.where(intent_tags[intent][:, None, :], emit, -np.inf)
-        path = viterbi(emit, lengths, trans, start, end)
+        intent, path = (np.asarray(x) for x in decode(params, batch))
         for r, i in enumerate(idx):
             intents[i] = vocab.intents[intent[r]]
-            tags[i] = [vocab.tags[k] for k in path[r, : lengths[r]]]
+            tags[i] = [vocab.tags[k] for k in path[r, : batch["lengths"][r]]]
     return intents, tags
 
 
@@ -341,15 +286,15 @@ def predict(
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = common.parser("snips", __doc__, epochs=24)
+    p = common.parser("snips", __doc__, epochs=32)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (2e-3)")
     p.add_argument("--hidden", type=int, default=None, help="BiLSTM size per direction (128)")
     p.add_argument(
         "--char-hidden", type=int, default=None, help="char encoder size / 2, 0: off (32)"
     )
-    p.add_argument("--dropout", type=float, default=0.5)
-    p.add_argument("--unk-alpha", type=float, default=0.25, help="word dropout a/(a+count)")
+    p.add_argument("--dropout", type=float, default=0.4)
+    p.add_argument("--unk-alpha", type=float, default=0.5, help="word dropout a/(a+count)")
     p.add_argument("--char-encoder", choices=("lstm", "cnn"), default="cnn")
     p.add_argument("--ema", type=float, default=0.999, help="weight averaging decay, 0: off")
     yes_no = argparse.BooleanOptionalAction
@@ -366,9 +311,15 @@ def main(argv: list[str] | None = None) -> dict:
         help=f"padded lengths, one compiled step each (default: {BUCKETS_FLAG}; quick: 16,36)",
     )  # fmt: skip
     p.add_argument("--limit", type=int, default=None, help="use the first N training utterances")
+    p.add_argument(
+        "--seeds", type=int, nargs="+", default=None,
+        help="train once per seed, one after the other (OUT/seed_N), and report mean ± std",
+    )  # fmt: skip
     args = p.parse_args(argv)
+    if args.seeds:
+        return over_seeds(argv if argv is not None else sys.argv[1:], args.seeds, args.out)
     q = args.quick
-    epochs = common.choose(args.epochs, quick=2, default=24, is_quick=q)
+    epochs = common.choose(args.epochs, quick=2, default=32, is_quick=q)
     hidden = common.choose(args.hidden, quick=48, default=128, is_quick=q)
     char_hidden = common.choose(args.char_hidden, quick=16, default=32, is_quick=q)
     limit = args.limit
@@ -382,9 +333,7 @@ def main(argv: list[str] | None = None) -> dict:
         name: encode(vocab, *s) for name, s in (("train", train), ("valid", valid), ("test", test))
     }
     unk_rate = jnp.asarray(vocab.unk_rate(args.unk_alpha))
-    # finite, so that a CRF's log-likelihood stays finite (gold paths are all BIO-valid)
-    bio_penalty = jnp.where(jnp.asarray(allowed_transitions(vocab.tags)), 0.0, -1e4)
-    start_penalty = jnp.where(jnp.asarray(allowed_starts(vocab.tags)), 0.0, -1e4)
+    bio = crf.bio_constraints(vocab.tags)  # in training and decoding
 
     model = JointBiLSTM(
         n_words=len(vocab.words) + 2, n_chars=len(vocab.chars) + 2, n_tags=len(vocab.tags),
@@ -409,21 +358,20 @@ def main(argv: list[str] | None = None) -> dict:
         words = batch["words"]
         drop = jax.random.bernoulli(k_unk, unk_rate[words])
         batch = {**batch, "words": jnp.where(drop, UNK, words)}
-        intent, slots, crf = model.apply(
+        intent, slots, crf_params = model.apply(
             {"params": params}, batch, deterministic=False, rngs={"dropout": k_drop}
         )
         w = batch["weights"]
         mask = lengths_to_mask(batch["lengths"], words.shape[1]) * w[:, None]
         intent_ce = optax.softmax_cross_entropy_with_integer_labels(intent, batch["intents"])
         intent_loss = jnp.sum(intent_ce * w) / jnp.sum(w)
-        if crf is None:
+        if crf_params is None:
             slot_ce = optax.softmax_cross_entropy_with_integer_labels(slots, batch["tags"])
             slot_loss = jnp.sum(slot_ce * mask) / jnp.sum(mask)
         else:  # negative log-likelihood per token, BIO-invalid transitions ruled out
-            nll = -crf_log_likelihood(
-                slots, batch["tags"], batch["lengths"], crf["transitions"] + bio_penalty,
-                crf["start"] + start_penalty, crf["end"],
-            )  # fmt: skip
+            nll = -crf.log_likelihood(
+                crf_params, slots, batch["tags"], batch["lengths"], constraints=bio
+            )
             slot_loss = jnp.sum(nll * w) / jnp.sum(mask)
         acc = jnp.sum((intent.argmax(-1) == batch["intents"]) * w) / jnp.sum(w)
         return intent_loss + slot_loss, {"intent_loss": intent_loss, "slot_loss": slot_loss,
@@ -436,17 +384,24 @@ def main(argv: list[str] | None = None) -> dict:
         decay = jnp.minimum(args.ema, (1.0 + i) / (10.0 + i))  # short memory at the start
         return jax.tree.map(lambda e, p: e + (1 - decay) * (p - e), ema, params)
 
-    apply = jax.jit(functools.partial(model.apply, deterministic=True))
+    apply = functools.partial(model.apply, deterministic=True)
 
     def apply_fn(params, batch):
         return apply({"params": params}, batch)
 
     intent_tags = tags_by_intent(vocab, train[1], train[2])
 
+    decoders = {
+        (constrained, by_intent): make_decoder(
+            apply_fn, vocab, constrained, intent_tags if by_intent else None
+        )
+        for constrained in (True, False)
+        for by_intent in (True, False)
+    }
+
     def evaluate(params, split, constrained=True, by_intent=args.intent_slots):
         d, (_, tags, intents) = data[split], {"valid": valid, "test": test}[split]
-        allowed = intent_tags if by_intent else None
-        pi, pt = predict(apply_fn, params, vocab, d, bs, constrained, buckets, allowed)
+        pi, pt = predict(decoders[constrained, by_intent], vocab, params, d, bs, buckets)
         return scores(vocab, intents, tags, pi, pt), pi, pt
 
     run = common.Run("snips", args)
@@ -499,6 +454,45 @@ def main(argv: list[str] | None = None) -> dict:
         "params": common.count_params(best),
     }
     return run.finish(metrics)
+
+
+METRICS = ("intent_acc", "slot_f1", "sentence_acc")
+
+
+def summarize(runs: dict[int, dict]) -> dict:
+    """Mean, sample std (ddof 1) and every seed's value of the test metrics of ``runs``."""
+    out: dict = {"seeds": sorted(runs)}
+    for name in (*METRICS, "wall_s", "cpu_s"):
+        values = np.array([runs[s][name] for s in sorted(runs)], float)
+        std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        out[name] = {"mean": round(float(values.mean()), 2), "std": round(std, 2)}
+        out[name]["per_seed"] = [round(float(v), 2) for v in values]
+    return out
+
+
+def over_seeds(argv: list[str], seeds: list[int], out: str) -> dict:
+    """``main`` once per seed (same flags, ``--seed N --out OUT/seed_N``), then
+    ``OUT/summary.json`` with mean ± std over the seeds."""
+    rest, skip = [], False
+    for a in argv:  # drop --seeds N ... and --out DIR / --seed N
+        if a in ("--seeds", "--out", "--seed"):
+            skip = True
+            continue
+        if skip and (a.lstrip("-").isdigit() or not a.startswith("-")):
+            continue
+        skip = False
+        rest.append(a)
+    runs = {
+        s: main([*rest, "--seed", str(s), "--out", str(Path(out) / f"seed_{s}")]) for s in seeds
+    }
+    summary = summarize(runs)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(
+        f"snips over seeds {seeds}: "
+        + " ".join(f"{k} {summary[k]['mean']:.2f} ± {summary[k]['std']:.2f}" for k in METRICS)
+    )
+    return summary
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import attention, families, functional
+from jaxrnn import attention, crf, families, functional
 from jaxrnn.params import Layout, RecurrentInit, check_constructor, init_param
 
 Array = jax.Array
@@ -260,3 +260,44 @@ class DotProductAttention(nn.Module):
         self, query: Array, keys: Array, lengths: Array | None = None
     ) -> tuple[Array, Array]:
         return attention.dot_product_attention(query, keys, lengths, scale=self.scale)
+
+
+class CRF(nn.Module):
+    """Linear-chain CRF head (see :mod:`jaxrnn.crf`): ``__call__`` gives the log-likelihood
+    ``(B,)`` of ``tags (B, T)`` given ``emissions (B, T, K)``; :meth:`decode` the Viterbi paths
+    ``(B, T)`` and scores ``(B,)``. Parameters ``transitions (K, K)``, ``start``, ``end``
+    ``(K,)`` (``pytorch-crf``'s names and init); ``constraints`` (e.g.
+    ``jaxrnn.crf.bio_constraints(tag_names)``) apply to training and decoding alike.
+
+    >>> model = CRF(3, constraints=crf.bio_constraints(["O", "B-x", "I-x"]))
+    >>> e, y = jnp.zeros((2, 4, 3)), jnp.zeros((2, 4), jnp.int32)
+    >>> variables = model.init(jax.random.key(0), e, y)
+    >>> nll = -model.apply(variables, e, y, jnp.array([4, 2])).mean()
+    >>> paths, scores = model.apply(variables, e, method=CRF.decode)
+    """
+
+    num_tags: int
+    start_end: bool = True
+    constraints: crf.Constraints | None = None
+    method: crf.Method = "auto"
+    param_dtype: Any = jnp.float32
+
+    def setup(self):
+        def uniform(key, shape, dtype):
+            return jax.random.uniform(key, shape, dtype, -0.1, 0.1)
+
+        k = self.num_tags
+        names = ("transitions", "start", "end") if self.start_end else ("transitions",)
+        shapes = {"transitions": (k, k), "start": (k,), "end": (k,)}
+        self.crf_params = {n: self.param(n, uniform, shapes[n], self.param_dtype) for n in names}
+
+    def __call__(self, emissions: Array, tags: Array, lengths: Array | None = None) -> Array:
+        return crf.log_likelihood(
+            self.crf_params, emissions, tags, lengths,
+            constraints=self.constraints, method=self.method,
+        )  # fmt: skip
+
+    def decode(self, emissions: Array, lengths: Array | None = None) -> tuple[Array, Array]:
+        return crf.viterbi_decode(
+            self.crf_params, emissions, lengths, constraints=self.constraints, method=self.method
+        )

@@ -17,9 +17,10 @@ from typing import Any, ClassVar, Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
-from jaxrnn import attention, families, functional
+from jaxrnn import attention, crf, families, functional
 from jaxrnn.dropout import check_rate
 from jaxrnn.params import Layout, RecurrentInit, check_constructor, init_params, layout_of
 
@@ -308,3 +309,54 @@ class DotProductAttention(nnx.Module):
         self, query: Array, keys: Array, lengths: Array | None = None
     ) -> tuple[Array, Array]:
         return attention.dot_product_attention(query, keys, lengths, scale=self.scale)
+
+
+class CRF(nnx.Module):
+    """Linear-chain CRF head (see :mod:`jaxrnn.crf`): ``model(emissions (B, T, K), tags (B, T),
+    lengths)`` gives the log-likelihood ``(B,)``; ``model.decode(emissions, lengths)`` the
+    Viterbi paths ``(B, T)`` and scores ``(B,)``. Parameters ``transitions (K, K)``, ``start``,
+    ``end`` ``(K,)`` (``pytorch-crf``'s names and init); ``constraints`` (e.g.
+    ``jaxrnn.crf.bio_constraints(tag_names)``) apply to training and decoding alike.
+
+    >>> model = CRF(3, constraints=crf.bio_constraints(["O", "B-x", "I-x"]), rngs=nnx.Rngs(0))
+    >>> e, y = jnp.zeros((2, 4, 3)), jnp.zeros((2, 4), jnp.int32)
+    >>> nll = -model(e, y, jnp.array([4, 2])).mean()
+    >>> paths, scores = model.decode(e)
+    """
+
+    def __init__(
+        self,
+        num_tags: int,
+        *,
+        start_end: bool = True,
+        constraints: crf.Constraints | None = None,
+        method: crf.Method = "auto",
+        param_dtype: Any = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        params = crf.init_params(rngs.params(), num_tags, start_end=start_end, dtype=param_dtype)
+        self.names = tuple(params)
+        for name, value in params.items():
+            setattr(self, name, nnx.Param(value))
+        # plain tuples: static metadata, not arrays, for nnx's graph
+        self.constraints = None if constraints is None else tuple(map(_as_nested, constraints))
+        self.method: crf.Method = method
+
+    def _args(self) -> tuple[dict[str, Array], crf.Constraints | None]:
+        params = {name: getattr(self, name)[...] for name in self.names}
+        c = self.constraints
+        return params, None if c is None else crf.Constraints(*(np.array(x) for x in c))
+
+    def __call__(self, emissions: Array, tags: Array, lengths: Array | None = None) -> Array:
+        params, c = self._args()
+        return crf.log_likelihood(
+            params, emissions, tags, lengths, constraints=c, method=self.method
+        )
+
+    def decode(self, emissions: Array, lengths: Array | None = None) -> tuple[Array, Array]:
+        params, c = self._args()
+        return crf.viterbi_decode(params, emissions, lengths, constraints=c, method=self.method)
+
+
+def _as_nested(x) -> tuple:
+    return tuple(np.asarray(x).tolist())

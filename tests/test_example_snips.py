@@ -1,10 +1,11 @@
-"""``examples/snips.py``: the CRF and Viterbi against brute force, BIO rules, and a smoke run."""
+"""``examples/snips.py``: its decoder (BIO and intent-slot rules) and a smoke run."""
 
 from __future__ import annotations
 
 import itertools
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -14,60 +15,41 @@ pytest.importorskip("orbax.checkpoint")
 pytest.importorskip("seqeval")
 
 from examples import snips
+from jaxrnn import crf
 
 TAGS = ["B-a", "B-b", "I-a", "I-b", "O"]
 
 
-def _paths(k: int, n: int):
-    return [np.array(p) for p in itertools.product(range(k), repeat=n)]
-
-
-def _score(emit, trans, start, end, path):
-    n = len(path)
-    return (
-        start[path[0]]
-        + end[path[-1]]
-        + sum(emit[t, path[t]] for t in range(n))
-        + sum(trans[path[t - 1], path[t]] for t in range(1, n))
-    )
-
-
-def test_crf_log_likelihood_and_viterbi_match_enumeration_of_all_paths():
-    rng = np.random.default_rng(0)
-    b, t, k = 3, 4, 3
-    emit, trans = rng.normal(size=(b, t, k)), rng.normal(size=(k, k))
-    start, end = rng.normal(size=k), rng.normal(size=k)
-    lengths = np.array([4, 2, 1])
-    tags = rng.integers(0, k, (b, t))
-    ll = snips.crf_log_likelihood(
-        *map(jnp.asarray, (emit, tags, lengths, trans, start, end))
-    )  # fmt: skip
-    path = snips.viterbi(emit, lengths, trans, start, end)
-    for i, n in enumerate(lengths):
-        scores = np.array([_score(emit[i], trans, start, end, p) for p in _paths(k, n)])
-        log_z = np.log(np.exp(scores).sum())
-        gold = _score(emit[i], trans, start, end, tags[i, :n])
-        np.testing.assert_allclose(float(ll[i]), gold - log_z, rtol=1e-5)
-        np.testing.assert_array_equal(path[i, :n], _paths(k, n)[scores.argmax()])
-
-
-def test_bio_constrained_viterbi_gives_the_best_valid_sequence():
-    ok, starts = snips.allowed_transitions(TAGS), snips.allowed_starts(TAGS)
-    # I-x may follow only B-x or I-x; no sequence may start with I-x
-    assert ok[0, 2] and ok[2, 2] and not ok[4, 2] and not ok[1, 2] and not ok[3, 2]
-    assert ok[4, 0] and ok[2, 1] and list(starts) == [True, True, False, False, True]
+def test_decoder_obeys_bio_and_intent_slot_rules():
+    """``make_decoder``: jaxrnn.crf's Viterbi under BIO rules (checked against enumeration in
+    tests/test_crf.py) and, if asked, only the tags seen with the predicted intent."""
+    vocab = snips.Vocab([["w"] * 5], [TAGS], ["X"])
+    vocab.intents, vocab.intent_id = ["X", "Y"], {"X": 0, "Y": 1}
     rng = np.random.default_rng(1)
-    logp = np.log(rng.dirichlet(np.ones(5), size=(2, 4)))
-    logp[0, 0, 2] = 5.0  # an unconstrained argmax would start with I-a
-    lengths = np.array([4, 3])
-    trans = np.where(ok, 0.0, -np.inf)
-    path = snips.viterbi(logp, lengths, trans, np.where(starts, 0.0, -np.inf), np.zeros(5))
-    for i, n in enumerate(lengths):
+    emit = jnp.asarray(rng.normal(size=(2, 4, 5)), jnp.float32).at[:, 0, 2].set(5.0)
+    intent_logits = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+
+    def apply(params, batch):
+        return intent_logits, emit, None  # softmax tags: Viterbi over log-probabilities
+
+    batch = {"lengths": jnp.array([4, 3])}
+    _, paths = snips.make_decoder(apply, vocab)(None, batch)
+    rules = crf.bio_constraints(vocab.tags)
+    logp = np.asarray(jax.nn.log_softmax(emit))
+    for i, n in enumerate([4, 3]):
         valid = [
-            p for p in _paths(5, n) if starts[p[0]] and all(ok[p[s - 1], p[s]] for s in range(1, n))
+            p
+            for p in itertools.product(range(5), repeat=n)
+            if rules.start[p[0]] and all(rules.transitions[a, b] for a, b in itertools.pairwise(p))
         ]
         best = max(valid, key=lambda p: sum(logp[i, s, p[s]] for s in range(n)))
-        np.testing.assert_array_equal(path[i, :n], best)
+        assert tuple(np.asarray(paths[i, :n])) == best
+    only_o = np.zeros((2, 5), bool)
+    only_o[:, vocab.tag_id["O"]] = True
+    only_o[0] = True  # intent X: any tag; intent Y: only O
+    intent, paths = snips.make_decoder(apply, vocab, intent_tags=only_o)(None, batch)
+    assert list(np.asarray(intent)) == [0, 1]
+    assert set(np.asarray(paths[1, :3]).tolist()) == {vocab.tag_id["O"]}
 
 
 def test_read_split_rejects_misaligned_tags(tmp_path):
@@ -103,3 +85,25 @@ def test_snips_trains_and_writes_its_outputs(tmp_path):
         assert intent in intents and len(tags.split()) == len(ws)
     assert (tmp_path / "plot.png").stat().st_size > 0
     assert any((tmp_path / "checkpoint").iterdir())
+
+
+def test_seeds_runs_main_per_seed_and_reports_mean_and_std(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_main(argv):
+        calls.append(argv)
+        seed = int(argv[argv.index("--seed") + 1])
+        return {"intent_acc": 98.0 + seed, "slot_f1": 94.0, "sentence_acc": 86.0 + 2 * seed,
+                "wall_s": 1.0, "cpu_s": 2.0}  # fmt: skip
+
+    monkeypatch.setattr(snips, "main", fake_main)
+    argv = ["--epochs", "3", "--seeds", "0", "1", "--out", str(tmp_path), "--seed", "7"]
+    summary = snips.over_seeds(argv, [0, 1], str(tmp_path))
+    assert calls == [
+        ["--epochs", "3", "--seed", "0", "--out", f"{tmp_path}/seed_0"],
+        ["--epochs", "3", "--seed", "1", "--out", f"{tmp_path}/seed_1"],
+    ]
+    assert summary["intent_acc"] == {"mean": 98.5, "std": 0.71, "per_seed": [98.0, 99.0]}
+    assert summary["sentence_acc"]["per_seed"] == [86.0, 88.0]
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["slot_f1"]["std"] == 0.0 and saved["seeds"] == [0, 1]
