@@ -236,6 +236,7 @@ def test_gradients_match_finite_differences_in_float64(method):
     assert worst < 1e-8, worst
 
 
+@pytest.mark.slow
 def test_scan_and_parallel_agree_on_larger_problems():
     for seed, (b, t, k) in enumerate([(3, 33, 5), (2, 64, 2), (4, 17, 12)]):
         params, emissions, tags = _problem(10 + seed, b, t, k, dtype=np.float32)

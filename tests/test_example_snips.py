@@ -66,6 +66,7 @@ TINY = ["--hidden", "16", "--char-hidden", "8", "--buckets", "36", "--batch-size
         "--lr", "1e-2", "--limit", "256"]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_snips_trains_and_writes_its_outputs(tmp_path):
     metrics = snips.main([*TINY, "--epochs", "2", "--out", str(tmp_path)])
     for name in ("intent_acc", "slot_f1", "sentence_acc"):
