@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -197,7 +197,8 @@ def rnn_layer(
         raise ValueError(f"c0 is only valid for mode='lstm', got mode={mode!r}")
     else:
         c0 = _empty()
-    ys, hn, cn = _core(MODES[mode], int(d == 2), xs, h0[None], c0, wl, wi, wp, b)
+    out = _core(MODES[mode], int(d == 2), xs, h0[None], c0, wl, wi, wp, b)
+    ys, hn, cn = cast(tuple[Array, Array, Array], out)
     return ys, hn[0], (cn[0] if mode == "lstm" else None)
 
 

@@ -240,27 +240,37 @@ Cache &cache() {
   return c;
 }
 
-// A 64-byte aligned, uninitialised host buffer (oneDNN's kernels prefer aligned data).
-struct Scratch {
-  void *ptr = nullptr;
-  explicit Scratch(size_t bytes) {
-    if (bytes) ptr = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (bytes && !ptr) throw std::bad_alloc();
+// Per-thread, grow-only, 64-byte aligned host buffers for scratchpads and reordered
+// weights. Allocating them per call costs more than the RNN at small shapes: glibc maps
+// large blocks fresh each time, and every first touch of a page faults. A thread executes
+// one primitive at a time, so its buffers are never shared.
+enum Slot { kScratch, kWl, kWi, kWp, kDwl, kDwi, kDwp, kSlots };
+
+void *thread_buffer(Slot slot, size_t bytes) {
+  struct Buf {
+    void *ptr = nullptr;
+    size_t size = 0;
+    ~Buf() { std::free(ptr); }
+  };
+  thread_local Buf bufs[kSlots];
+  Buf &b = bufs[slot];
+  if (bytes > b.size) {
+    std::free(b.ptr);
+    b.size = 0;
+    b.ptr = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!b.ptr) throw std::bad_alloc();
+    b.size = bytes;
   }
-  ~Scratch() { std::free(ptr); }
-  Scratch(const Scratch &) = delete;
-  Scratch &operator=(const Scratch &) = delete;
-};
+  return b.ptr;
+}
 
 // The weights in the layout a primitive wants: the caller's buffer itself when the layouts
-// agree, else a reordered copy held in `hold`.
-memory weights_as(const md &want, const md &have, void *data, dnnl::stream &s,
-                  std::unique_ptr<Scratch> &hold) {
+// agree, else a reordered copy in this thread's buffer `slot`.
+memory weights_as(const md &want, const md &have, void *data, dnnl::stream &s, Slot slot) {
   auto &eng = engine();
   memory user(have, eng, data);
   if (want == have) return user;
-  hold = std::make_unique<Scratch>(want.get_size());
-  memory m(want, eng, hold->ptr);
+  memory m(want, eng, thread_buffer(slot, want.get_size()));
   dnnl::reorder(user, m).execute(s, user, m);
   return m;
 }
@@ -310,17 +320,16 @@ ffi::Error Forward(int32_t training, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F
     auto &eng = engine();
     dnnl::stream s(eng);
     const Plain u = plain_descs(k, false);
-    std::unique_ptr<Scratch> hl, hi, hp;
-    Scratch scratch(e->fwd_scratch.get_size());
+    void *scratch = thread_buffer(kScratch, e->fwd_scratch.get_size());
     std::unordered_map<int, memory> args = {
         {DNNL_ARG_SRC_LAYER, memory(u.src_layer, eng, x.typed_data())},
         {DNNL_ARG_SRC_ITER, memory(u.src_iter, eng, h0.typed_data())},
-        {DNNL_ARG_WEIGHTS_LAYER, weights_as(e->fwd_wl, u.w_layer, wl.typed_data(), s, hl)},
-        {DNNL_ARG_WEIGHTS_ITER, weights_as(e->fwd_wi, u.w_iter, wi.typed_data(), s, hi)},
+        {DNNL_ARG_WEIGHTS_LAYER, weights_as(e->fwd_wl, u.w_layer, wl.typed_data(), s, kWl)},
+        {DNNL_ARG_WEIGHTS_ITER, weights_as(e->fwd_wi, u.w_iter, wi.typed_data(), s, kWi)},
         {DNNL_ARG_BIAS, memory(u.bias, eng, bias.typed_data())},
         {DNNL_ARG_DST_LAYER, memory(u.dst_layer, eng, y->typed_data())},
         {DNNL_ARG_DST_ITER, memory(u.dst_iter, eng, hn->typed_data())},
-        {DNNL_ARG_SCRATCHPAD, memory(e->fwd_scratch, eng, scratch.ptr)},
+        {DNNL_ARG_SCRATCHPAD, memory(e->fwd_scratch, eng, scratch)},
     };
     if (k.mode == kLstm) {
       args[DNNL_ARG_SRC_ITER_C] = memory(u.src_iter_c, eng, c0.typed_data());
@@ -328,7 +337,7 @@ ffi::Error Forward(int32_t training, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F
     }
     if (k.P)
       args[DNNL_ARG_WEIGHTS_PROJECTION] =
-          weights_as(e->fwd_wp, u.w_proj, wp.typed_data(), s, hp);
+          weights_as(e->fwd_wp, u.w_proj, wp.typed_data(), s, kWp);
     if (training) args[DNNL_ARG_WORKSPACE] = memory(e->workspace, eng, ws);
     e->fwd.execute(s, args);
     s.wait();
@@ -382,29 +391,26 @@ ffi::Error Backward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> h0, ffi::Buff
     auto &eng = engine();
     dnnl::stream s(eng);
     const Plain u = plain_descs(k, false);
-    std::unique_ptr<Scratch> hl, hi, hp;
-    Scratch scratch(e->bwd_scratch.get_size());
+    void *scratch = thread_buffer(kScratch, e->bwd_scratch.get_size());
     // oneDNN accumulates into the weight and bias gradients; start them at zero. When the
     // primitive wants another layout for them, it accumulates into a copy reordered after.
-    auto diff_weights = [&](const md &want, const md &have, void *out,
-                            std::unique_ptr<Scratch> &hold) {
+    auto diff_weights = [&](const md &want, const md &have, void *out, Slot slot) {
       if (want == have) {
         std::memset(out, 0, have.get_size());
         return memory(have, eng, out);
       }
-      hold = std::make_unique<Scratch>(want.get_size());
-      std::memset(hold->ptr, 0, want.get_size());
-      return memory(want, eng, hold->ptr);
+      void *buf = thread_buffer(slot, want.get_size());
+      std::memset(buf, 0, want.get_size());
+      return memory(want, eng, buf);
     };
-    std::unique_ptr<Scratch> gl, gi, gp;
-    memory m_dwl = diff_weights(e->bwd_dwl, u.w_layer, dwl->typed_data(), gl);
-    memory m_dwi = diff_weights(e->bwd_dwi, u.w_iter, dwi->typed_data(), gi);
+    memory m_dwl = diff_weights(e->bwd_dwl, u.w_layer, dwl->typed_data(), kDwl);
+    memory m_dwi = diff_weights(e->bwd_dwi, u.w_iter, dwi->typed_data(), kDwi);
     std::memset(dbias->typed_data(), 0, u.bias.get_size());
     std::unordered_map<int, memory> args = {
         {DNNL_ARG_SRC_LAYER, memory(u.src_layer, eng, x.typed_data())},
         {DNNL_ARG_SRC_ITER, memory(u.src_iter, eng, h0.typed_data())},
-        {DNNL_ARG_WEIGHTS_LAYER, weights_as(e->bwd_wl, u.w_layer, wl.typed_data(), s, hl)},
-        {DNNL_ARG_WEIGHTS_ITER, weights_as(e->bwd_wi, u.w_iter, wi.typed_data(), s, hi)},
+        {DNNL_ARG_WEIGHTS_LAYER, weights_as(e->bwd_wl, u.w_layer, wl.typed_data(), s, kWl)},
+        {DNNL_ARG_WEIGHTS_ITER, weights_as(e->bwd_wi, u.w_iter, wi.typed_data(), s, kWi)},
         {DNNL_ARG_BIAS, memory(u.bias, eng, bias.typed_data())},
         {DNNL_ARG_DST_LAYER, memory(u.dst_layer, eng, y.typed_data())},
         {DNNL_ARG_DST_ITER, memory(u.dst_iter, eng, hn.typed_data())},
@@ -416,7 +422,7 @@ ffi::Error Backward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> h0, ffi::Buff
         {DNNL_ARG_DIFF_WEIGHTS_LAYER, m_dwl},
         {DNNL_ARG_DIFF_WEIGHTS_ITER, m_dwi},
         {DNNL_ARG_DIFF_BIAS, memory(u.bias, eng, dbias->typed_data())},
-        {DNNL_ARG_SCRATCHPAD, memory(e->bwd_scratch, eng, scratch.ptr)},
+        {DNNL_ARG_SCRATCHPAD, memory(e->bwd_scratch, eng, scratch)},
     };
     memory m_dwp;
     if (k.mode == kLstm) {
@@ -427,8 +433,8 @@ ffi::Error Backward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> h0, ffi::Buff
     }
     if (k.P) {
       args[DNNL_ARG_WEIGHTS_PROJECTION] =
-          weights_as(e->bwd_wp, u.w_proj, wp.typed_data(), s, hp);
-      m_dwp = diff_weights(e->bwd_dwp, u.w_proj, dwp->typed_data(), gp);
+          weights_as(e->bwd_wp, u.w_proj, wp.typed_data(), s, kWp);
+      m_dwp = diff_weights(e->bwd_dwp, u.w_proj, dwp->typed_data(), kDwp);
       args[DNNL_ARG_DIFF_WEIGHTS_PROJECTION] = m_dwp;
     }
     e->bwd.execute(s, args);
