@@ -43,7 +43,7 @@ def _forward(training: bool, mode: int, bidir: int, x, h0, c0, wl, wi, wp, b):
     library()
     t, n, i = x.shape
     d, h = b.shape[1], b.shape[3]
-    p = wp.shape[3] if wp.ndim == 4 else 0
+    p = wp.shape[2] if wp.ndim == 4 else 0
     o = p or h
     f32 = jnp.float32
     shapes = [
@@ -96,8 +96,12 @@ def _check_array(name: str, a: Any, shape: tuple[int, ...]) -> Array:
 
 
 def _layer_to_onednn(mode: str, p: Mapping[str, Any], i: int, h: int, proj: int, where: str):
-    """PyTorch's per-direction parameters -> (w_layer (I, G, H), w_iter (O, G, H),
-    w_proj (H, P) or None, bias (Gb, H)) in oneDNN's gate order."""
+    """PyTorch's per-direction parameters -> (w_layer (G, H, I), w_iter (G, H, O),
+    w_proj (P, H) or None, bias (Gb, H)) in oneDNN's gate order.
+
+    The weights keep PyTorch's memory layout (oneDNN's ldgoi / ldoi): only reshapes, and
+    for the GRU a permutation of gate blocks.
+    """
     g = _GATES[mode]
     o = proj or h
     unknown = set(p) - set(_KEYS)
@@ -128,8 +132,8 @@ def _layer_to_onednn(mode: str, p: Mapping[str, Any], i: int, h: int, proj: int,
     if proj:
         if "weight_hr" not in p:
             raise ValueError(f"{where}: missing 'weight_hr'")
-        w_proj = _check_array(f"{where} weight_hr", p["weight_hr"], (proj, h)).T
-    return w_ih.transpose(2, 0, 1), w_hh.transpose(2, 0, 1), w_proj, bias
+        w_proj = _check_array(f"{where} weight_hr", p["weight_hr"], (proj, h))
+    return w_ih, w_hh, w_proj, bias
 
 
 def rnn_layer(

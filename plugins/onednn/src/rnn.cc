@@ -7,9 +7,9 @@
 //   x        (T, N, I)            tnc
 //   h0, hn   (1, D, N, O)         ldnc   O = P with projection, else H
 //   c0, cn   (1, D, N, H)         ldnc   LSTM only, else a (0,) placeholder
-//   w_layer  (1, D, I, G, H)      ldigo
-//   w_iter   (1, D, O, G, H)      ldigo
-//   w_proj   (1, D, H, P)         ldio   LSTM with projection only, else (0,)
+//   w_layer  (1, D, G, H, I)      ldgoi  i.e. PyTorch's weight_ih (G*H, I) as it is
+//   w_iter   (1, D, G, H, O)      ldgoi  PyTorch's weight_hh
+//   w_proj   (1, D, P, H)         ldoi   PyTorch's weight_hr; LSTM projection only, else (0,)
 //   bias     (1, D, Gb, H)        ldgo   Gb = G, or 4 for lbr_gru
 //   y        (T, N, D * O)        tnc    directions concatenated
 //   ws       (bytes,) uint8       the forward-training workspace, consumed by backward
@@ -63,14 +63,17 @@ struct Plain {
 Plain plain_descs(const Key &k, bool any_weights) {
   const int64_t D = k.bidir ? 2 : 1, G = gates(k.mode), O = k.P ? k.P : k.H;
   const bool lstm = k.mode == kLstm;
-  const tag wtag = any_weights ? tag::any : tag::ldigo;
+  // PyTorch's own weight layout (gates, outputs, inputs) is oneDNN's ldgoi: passing it as
+  // is leaves the transposition to the reorder into the primitive's blocked layout, which
+  // is needed anyway, instead of an extra transpose in XLA.
+  const tag wtag = any_weights ? tag::any : tag::ldgoi;
   Plain p;
   p.src_layer = md({k.T, k.N, k.I}, dt::f32, tag::tnc);
   p.src_iter = md({1, D, k.N, O}, dt::f32, tag::ldnc);
   p.src_iter_c = lstm ? md({1, D, k.N, k.H}, dt::f32, tag::ldnc) : md();
   p.w_layer = md({1, D, k.I, G, k.H}, dt::f32, wtag);
   p.w_iter = md({1, D, O, G, k.H}, dt::f32, wtag);
-  p.w_proj = k.P ? md({1, D, k.H, k.P}, dt::f32, any_weights ? tag::any : tag::ldio) : md();
+  p.w_proj = k.P ? md({1, D, k.H, k.P}, dt::f32, any_weights ? tag::any : tag::ldoi) : md();
   p.bias = md({1, D, bias_gates(k.mode), k.H}, dt::f32, tag::ldgo);
   p.dst_layer = md({k.T, k.N, D * O}, dt::f32, tag::tnc);
   p.dst_iter = p.src_iter;
@@ -83,7 +86,7 @@ Plain plain_descs(const Key &k, bool any_weights) {
 struct Entry {
   dnnl::primitive fwd, bwd;
   // Weight layouts the primitives chose (format any); reordered into when they differ
-  // from the plain ldigo / ldio the caller passes.
+  // from the plain ldgoi / ldoi the caller passes.
   md fwd_wl, fwd_wi, fwd_wp, bwd_wl, bwd_wi, bwd_wp, bwd_dwl, bwd_dwi, bwd_dwp;
   md fwd_scratch, bwd_scratch, workspace;
 };
@@ -288,14 +291,14 @@ std::string key_of(int32_t mode, int32_t bidir, int32_t training, const std::vec
                    const std::vector<int64_t> &bias, Key *k) {
   if (mode < kLstm || mode > kRnnRelu) return "bad mode";
   if (x.size() != 3 || wi.size() != 5 || bias.size() != 4)
-    return "bad ranks (x tnc, w_iter ldigo, bias ldgo)";
+    return "bad ranks (x tnc, w_iter ldgoi, bias ldgo)";
   *k = Key{mode, bidir ? 1 : 0, training, x[0], x[1], x[2], bias[3], 0};
   if (wp.size() == 4) {
     if (mode != kLstm) return "projection is LSTM only";
-    k->P = wp[3];
+    k->P = wp[2];
   }
   const int64_t O = k->P ? k->P : k->H;
-  if (wi[2] != O || wi[3] != gates(mode) || wi[4] != k->H || wi[1] != (bidir ? 2 : 1))
+  if (wi[4] != O || wi[2] != gates(mode) || wi[3] != k->H || wi[1] != (bidir ? 2 : 1))
     return "w_iter shape does not match bias / projection";
   return "";
 }
