@@ -85,8 +85,8 @@ def torch_runners(module, x: np.ndarray) -> dict[str, Runner]:
     return {"step": step, "fwd": fwd}
 
 
-def run_case(name: str, reps: int, warmup: int = 2) -> dict[str, dict[str, float]]:
-    """Median milliseconds ``{peer: {kind: ms}}`` for one case, peers interleaved."""
+def run_case(name: str, reps: int, warmup: int = 2) -> dict[str, dict[str, list[float]]]:
+    """Milliseconds of every repetition ``{peer: {kind: [ms]}}`` for one case, interleaved."""
     import torch
 
     mode, b, t, i, h, layers, bi = CASES[name]
@@ -110,7 +110,52 @@ def run_case(name: str, reps: int, warmup: int = 2) -> dict[str, dict[str, float
                 start = time.perf_counter()
                 fns[kind]()
                 times[p][kind].append(1000 * (time.perf_counter() - start))
-    return {p: {k: statistics.median(v) for k, v in kinds.items()} for p, kinds in times.items()}
+    return times
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def thread_check(reps: int = 7) -> None:
+    """Threads the process holds, and each peer's standard-LSTM training step timed alone
+    (a block of reps) vs interleaved with the other peers: a slowdown in the interleaved run
+    means one runtime's threads get in the other's way (e.g. spinning after their call)."""
+    import torch
+
+    mode, b, t, i, h, layers, bi = CASES["std-lstm"]
+    torch.manual_seed(0)
+    module = torch.nn.LSTM(i, h, layers, bidirectional=bi)
+    x = np.random.default_rng(0).standard_normal((t, b, i)).astype(np.float32)
+    print(f"threads at start: {_threads()}")
+    peers = {"native": native_runners(mode, module, x)["step"]}
+    peers["native"]()
+    print(f"after native: {_threads()}")
+    peers["torch"] = torch_runners(module, x)["step"]
+    peers["torch"]()
+    print(f"after torch: {_threads()}")
+    peers["xla"] = xla_runners(mode, module, x)["step"]
+    peers["xla"]()
+    print(f"after xla: {_threads()}")
+
+    def timed(fn) -> float:
+        start = time.perf_counter()
+        fn()
+        return 1000 * (time.perf_counter() - start)
+
+    for _ in range(2):  # alternate the two schedules so slow drift in load hits both
+        alone = {p: [timed(fn) for _ in range(reps)] for p, fn in peers.items()}
+        mixed: dict[str, list[float]] = {p: [] for p in peers}
+        for _ in range(reps):
+            for p, fn in peers.items():
+                mixed[p].append(timed(fn))
+        for p in peers:
+            a, m = statistics.median(alone[p]), statistics.median(mixed[p])
+            print(
+                f"{p:<7} alone {a:8.1f} ms (min {min(alone[p]):7.1f})  "
+                f"interleaved {m:8.1f} ms (min {min(mixed[p]):7.1f})  ratio {m / a:5.2f}"
+            )
+    print(f"threads at end: {_threads()}, loadavg {os.getloadavg()[0]:.1f}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -118,27 +163,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, default=9)
     parser.add_argument("--cases", nargs="*", help="case names or prefixes (default: all)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads")
+    parser.add_argument("--thread-check", action="store_true", help="threads, alone vs mixed")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
     if not jaxrnn_onednn.available():
         raise SystemExit(f"jaxrnn_onednn is not available: {jaxrnn_onednn.load_error()}")
+    if args.thread_check:
+        thread_check(args.reps)
+        return
     print(
         f"oneDNN {jaxrnn_onednn.onednn_version()}, torch threads {args.threads}, "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')}, "
         f"loadavg {os.getloadavg()[0]:.1f}"
     )
-    head = ("case", "kind", "native", "torch", "xla", "n/torch", "n/xla")
-    print("{:<12} {:<5} {:>9} {:>9} {:>9} {:>8} {:>6}".format(*head))
+    # Medians are the figure of merit; under load from other processes the minimum shows
+    # what each peer does when it is not descheduled, so both ratios are printed.
+    head = ("case", "kind", "native", "torch", "xla", "n/torch", "n/xla", "min n/t", "min n/x")
+    print("{:<12} {:<5} {:>9} {:>9} {:>9} {:>8} {:>6} {:>8} {:>8}".format(*head))
     for name in CASES:
         if args.cases and not any(name.startswith(c) for c in args.cases):
             continue
-        med = run_case(name, args.reps)
+        times = run_case(name, args.reps)
         for kind in ("step", "fwd"):
-            n, t, x = (med[p][kind] for p in ("native", "torch", "xla"))
+            n, t, x = (statistics.median(times[p][kind]) for p in ("native", "torch", "xla"))
+            mn, mt, mx = (min(times[p][kind]) for p in ("native", "torch", "xla"))
             print(
-                f"{name:<12} {kind:<5} {n:9.2f} {t:9.2f} {x:9.2f} {n / t:8.2f} {n / x:6.2f}",
+                f"{name:<12} {kind:<5} {n:9.2f} {t:9.2f} {x:9.2f} {n / t:8.2f} {n / x:6.2f} "
+                f"{mn / mt:8.2f} {mn / mx:8.2f}",
                 flush=True,
             )
 
