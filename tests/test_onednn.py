@@ -240,5 +240,8 @@ def test_bad_input_is_rejected():
         jaxrnn_onednn.rnn_layer("lstm", [p], x, bidirectional=True)
     with pytest.raises(ValueError, match="unknown parameter"):
         jaxrnn_onednn.rnn("lstm", {"weight_ih_l0": p["weight_ih"], "bogus": 1}, x)
+    with pytest.raises(ValueError, match=r"h0 must be \(D\*L"):
+        jaxrnn_onednn.rnn("lstm", {f"{k}_l0": v for k, v in p.items()}, x,
+                          (jnp.zeros((2, 2, 2)), jnp.zeros((2, 2, 2))))  # fmt: skip
     with pytest.raises(TypeError, match="pair"):
         jaxrnn_onednn.rnn("lstm", {f"{k}_l0": v for k, v in p.items()}, x, jnp.zeros((1, 2, 2)))

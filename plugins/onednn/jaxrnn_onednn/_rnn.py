@@ -255,6 +255,11 @@ def rnn(
             h0, c0 = (jnp.asarray(a) for a in hx)
         else:
             h0 = jnp.asarray(hx)
+    for name, state in (("h0", h0), ("c0", c0)):
+        if state is not None and (state.ndim != 3 or state.shape[0] != len(layers) * d):
+            raise ValueError(
+                f"{name} must be (D*L, B, ...) = ({len(layers) * d}, B, ...), got {state.shape}"
+            )
     hs, cs = [], []
     for k, layer in enumerate(layers):
         sl = slice(k * d, (k + 1) * d)
