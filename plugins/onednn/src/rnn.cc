@@ -18,6 +18,7 @@
 // milliseconds (JIT code generation), executing it at small shapes costs less.
 
 #include <dnnl.hpp>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -100,7 +101,42 @@ dnnl::algorithm activation(int32_t mode) {
   return mode == kRnnRelu ? dnnl::algorithm::eltwise_relu : dnnl::algorithm::eltwise_tanh;
 }
 
+// Below this many flops per time step and direction, one thread: oneDNN synchronises its
+// OpenMP team at every step, which costs more than the split saves (B=8, H=64..128 measured
+// 1.3-2x slower with 2 threads than 1 here, and far worse when other processes load the
+// cores and deschedule a team member). JAXRNN_ONEDNN_NUM_THREADS forces a count for all.
+constexpr double kSmallStepFlops = 4e6;
+
+int threads_for(const Key &k) {
+  static const int forced = [] {
+    const char *s = std::getenv("JAXRNN_ONEDNN_NUM_THREADS");
+    return s ? std::atoi(s) : 0;
+  }();
+  if (forced > 0) return forced;
+  const int64_t O = k.P ? k.P : k.H;
+  const double flops = 2.0 * k.N * gates(k.mode) * k.H * (k.I + O);
+  return flops < kSmallStepFlops ? 1 : 0;  // 0: the thread's OpenMP default
+}
+
+// Sets this thread's OpenMP team size (a per-thread setting in libgomp) for one primitive's
+// creation or execution and restores it after, so callers such as torch on the same thread
+// keep theirs.
+class ThreadScope {
+ public:
+  explicit ThreadScope(int n) : prev_(omp_get_max_threads()), set_(n > 0) {
+    if (set_) omp_set_num_threads(n);
+  }
+  ~ThreadScope() {
+    if (set_) omp_set_num_threads(prev_);
+  }
+
+ private:
+  int prev_;
+  bool set_;
+};
+
 std::shared_ptr<Entry> build(const Key &k) {
+  ThreadScope threads(threads_for(k));
   auto &eng = engine();
   const Plain u = plain_descs(k, /*any_weights=*/false);
   const Plain a = plain_descs(k, /*any_weights=*/true);
@@ -342,8 +378,11 @@ ffi::Error Forward(int32_t training, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F
       args[DNNL_ARG_WEIGHTS_PROJECTION] =
           weights_as(e->fwd_wp, u.w_proj, wp.typed_data(), s, kWp);
     if (training) args[DNNL_ARG_WORKSPACE] = memory(e->workspace, eng, ws);
-    e->fwd.execute(s, args);
-    s.wait();
+    {
+      ThreadScope threads(threads_for(k));
+      e->fwd.execute(s, args);
+      s.wait();
+    }
   } catch (const std::exception &ex) {
     return internal(ex);
   }
@@ -440,7 +479,11 @@ ffi::Error Backward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> h0, ffi::Buff
       m_dwp = diff_weights(e->bwd_dwp, u.w_proj, dwp->typed_data(), kDwp);
       args[DNNL_ARG_DIFF_WEIGHTS_PROJECTION] = m_dwp;
     }
-    e->bwd.execute(s, args);
+    {
+      ThreadScope threads(threads_for(k));
+      e->bwd.execute(s, args);
+      s.wait();
+    }
     auto back = [&](const memory &m, const md &have, void *out) {
       if (m.get_desc() == have) return;
       memory user(have, eng, out);
