@@ -245,3 +245,31 @@ def test_bad_input_is_rejected():
                           (jnp.zeros((2, 2, 2)), jnp.zeros((2, 2, 2))))  # fmt: skip
     with pytest.raises(TypeError, match="pair"):
         jaxrnn_onednn.rnn("lstm", {f"{k}_l0": v for k, v in p.items()}, x, jnp.zeros((1, 2, 2)))
+
+
+@needs_native
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh"])
+def test_parity_at_a_threaded_shape(kind):
+    """Large enough per step that oneDNN runs its OpenMP team (small shapes use one thread).
+
+    The custom call runs on the calling thread, whose OpenMP team size conftest's
+    ``torch.set_num_threads(1)`` set to 1 (one runtime serves both); raise it meanwhile.
+    """
+    cfg = config(kind, input_size=64, hidden_size=128, num_layers=2, bidirectional=True)
+    m = torch_module(cfg)
+    x, hx, _ = random_data(cfg, np.random.default_rng(5), steps=6, batch=64)
+    want, want_grads = _torch_run(m, cfg, x, hx)
+    params = from_torch(m)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        got = jax.jit(lambda p, x, hx: _native(cfg, p, x, hx))(params, jnp.asarray(x), hx)
+        grads = _native_grads(cfg, params, jnp.asarray(x), hx)
+    finally:
+        torch.set_num_threads(before)
+    for w, g in zip(want, got, strict=True):
+        if w is not None:
+            assert max_abs_diff(g, w) < TOL
+    for name, w in want_grads.items():
+        err = max_abs_diff(grads[name], w)
+        assert err < TOL * max(1.0, float(np.abs(w).max())), (kind, name, err)
