@@ -255,6 +255,9 @@ def stack(
         recurrent_dropout=recurrent,
         matmul_dtype=opts.matmul_dtype,
         forward_mode=kernels.forward_mode(layers, x, carries),
+        dtype=x.dtype,
+        batch=batch,
+        hidden=hidden_of(carries[0][0]).shape[-1],
     )
     kernel = kernels.select(family, call, opts.backend)
 

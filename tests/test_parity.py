@@ -22,7 +22,7 @@ from conftest import (
 )
 
 import jaxrnn
-from jaxrnn import cells
+from jaxrnn import cells, kernels
 from jaxrnn.interop import from_torch
 from jaxrnn.params import layer_params
 
@@ -134,4 +134,23 @@ def test_cells_through_the_generic_loop_match_torch(kind, layers, bidir, lengths
     want = [w for w in torch_forward(m, cfg, x, hx, lens) if w is not None]
     errors = [max_abs_diff(g, w) for g, w in zip(got, want, strict=True)]
     record("forward (generic loop)", max(errors), f"{kind}-L{layers}")
+    assert max(errors) <= TOL, errors
+
+
+NATIVE_CASES = [c for c in CASES if not c[-1]]  # oneDNN has no lengths: those run on XLA
+
+
+@pytest.mark.skipif("onednn" not in kernels.names(), reason="the jaxrnn_onednn plugin is absent")
+@pytest.mark.parametrize("case", NATIVE_CASES, ids=case_id)
+def test_native_kernel_forward_matches_torch(case):
+    """The same matrix (without lengths) on ``backend="onednn"``."""
+    kind, layers, bidir, batch_first, bias, state, _ = case
+    index = CASES.index(case)
+    cfg = config(kind, num_layers=layers, bidirectional=bidir, batch_first=batch_first, bias=bias)
+    m = torch_module(cfg, seed=index)
+    x, hx, _ = random_data(cfg, np.random.default_rng(index), with_state=state)
+    want = torch_forward(m, cfg, x, hx, None)
+    got = jax_forward(cfg, from_torch(m), x, hx, None, backend="onednn")
+    errors = [max_abs_diff(g, w) for g, w in zip(got, want, strict=True) if w is not None]
+    record("forward (onednn kernel)", max(errors), case_id(case))
     assert max(errors) <= TOL, errors

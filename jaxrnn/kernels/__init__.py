@@ -23,7 +23,7 @@ from jax._src.core import Tracer as _Tracer  # pyright: ignore[reportPrivateImpo
 from jax._src.interpreters import ad as _ad
 
 from jaxrnn.families.base import Array, Carry, Family, Params
-from jaxrnn.kernels import fused, parallel, scan
+from jaxrnn.kernels import fused, onednn, parallel, scan
 from jaxrnn.kernels.remat import checkpointed, remat_chunk
 
 
@@ -35,6 +35,9 @@ class Call(NamedTuple):
     recurrent_dropout: bool = False
     matmul_dtype: Any = None
     forward_mode: bool = False
+    dtype: Any = None  # the input's
+    batch: int = 0
+    hidden: int = 0  # width of the recurrent state h
 
 
 class Kernel(NamedTuple):
@@ -47,6 +50,7 @@ class Kernel(NamedTuple):
     run: Callable[..., tuple[Carry, Array]]
     families: tuple[str, ...] | None = None
     platforms: tuple[str, ...] | None = None  # where "auto" takes it (None: everywhere)
+    prefer: Callable[[Family, Call], bool] | None = None  # when "auto" takes it (None: always)
 
 
 def _no_recurrent_dropout(family: Family, call: Call) -> str | None:
@@ -93,6 +97,10 @@ _KERNELS: dict[str, Kernel] = {
     "scan": Kernel("scan", _scan_supports, scan.run),
 }
 _BUILT_IN = tuple(_KERNELS)
+if onednn.load() is not None:  # the optional native plugin, found at import
+    _KERNELS["onednn"] = Kernel(
+        "onednn", onednn.supports, onednn.run, families=onednn.FAMILIES, prefer=onednn.prefer
+    )
 
 
 def register(kernel: Kernel) -> Kernel:
@@ -128,11 +136,15 @@ def select(family: Family, call: Call, backend: str = "auto") -> Kernel:
             kernel = _KERNELS[name]
             if kernel.platforms is not None and platform not in kernel.platforms:
                 continue
+            if kernel.prefer is not None and not kernel.prefer(family, call):
+                continue
             reason = kernel.supports(family, call)
             if reason is None:
                 return _KERNELS[name]
             reasons.append(f"{name}: {reason}")
         raise ValueError(f"no kernel of the {family.name} family runs this call ({reasons})")
+    if backend == "onednn" and backend not in _KERNELS:
+        raise ValueError(f"backend='onednn' needs the jaxrnn_onednn plugin: {onednn.INSTALL}")
     if backend not in _KERNELS:
         raise ValueError(f"backend must be 'auto' or one of {names()}, got {backend!r}")
     if backend not in offered(family):
