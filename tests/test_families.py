@@ -166,7 +166,6 @@ def test_resets_equal_running_each_episode_separately_in_torch(kind, bidirection
     start = 0
     for n in EPISODES:  # row 0, episode by episode, each from hx
         sl = slice(start, start + n)
-        ep_hx = tuple(h[:, :1] for h in hx) if cfg.is_lstm else hx[:, :1]
         want_out, _want_h, _want_c = torch_forward(m, cfg, x[sl, :1], ep_hx, None)
         np.testing.assert_allclose(out[sl, :1], want_out, rtol=1e-5, atol=2e-6)
         start += n
