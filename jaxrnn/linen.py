@@ -145,11 +145,15 @@ class RNN(Recurrent):
 
     nonlinearity: Literal["tanh", "relu"] = "tanh"
 
-    def family_name(self) -> str:
+    def __post_init__(self) -> None:
+        # torch.nn.RNN checks the nonlinearity first, at construction.
         if self.nonlinearity not in ("tanh", "relu"):
             raise ValueError(
                 f"Unknown nonlinearity '{self.nonlinearity}'. Select from 'tanh' or 'relu'."
             )
+        super().__post_init__()
+
+    def family_name(self) -> str:
         return f"rnn_{self.nonlinearity}"
 
 
