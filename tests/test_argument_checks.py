@@ -19,8 +19,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
+import jaxrnn
 import jaxrnn.linen
 import jaxrnn.nnx
+import jaxrnn.params
 from jaxrnn.interop import from_torch
 
 torch = pytest.importorskip("torch")
@@ -279,3 +281,44 @@ def test_nnx_dropout_switched_on_after_construction_behaves_like_torch():
     with torch.no_grad():
         expected, _ = reference(torch.from_numpy(x))
     np.testing.assert_allclose(np.asarray(y), expected.numpy(), rtol=0, atol=1e-12)
+
+
+# Call-time checks found by docs/bad_input_table.py.
+
+
+def test_functional_rejects_a_non_bool_batch_first_like_the_constructors():
+    params = jaxrnn.params.init_params(jax.random.key(0), jaxrnn.params.Layout("lstm", I, H))
+    with pytest.raises(TypeError, match="batch_first should be of type bool, got: str"):
+        jaxrnn.lstm(params, jnp.ones((B, T, I)), batch_first="False")
+
+
+@pytest.mark.parametrize("api", ["linen", "nnx", "functional"])
+def test_complex_hx_to_a_real_family_is_rejected_as_torch_does(api):
+    """torch fails in its matmul (RuntimeError); jaxrnn names the dtype (TypeError, as for
+    an integer hx)."""
+    hx = jnp.zeros((1, B, H), jnp.complex64)
+    with pytest.raises(RuntimeError) as torch_error:
+        torch.nn.GRU(I, H)(torch.ones(T, B, I), torch.zeros(1, B, H, dtype=torch.complex64))
+    assert "dtype" in str(torch_error.value)
+    with pytest.raises(TypeError, match="hx must be a real floating-point array"):
+        if api == "linen":
+            module = jaxrnn.linen.GRU(H)
+            module.apply(module.init(jax.random.key(0), X), X, hx)
+        elif api == "nnx":
+            jaxrnn.nnx.GRU(I, H, rngs=nnx.Rngs(0))(X, hx)
+        else:
+            params = jaxrnn.params.init_params(jax.random.key(0), jaxrnn.params.Layout("gru", I, H))
+            jaxrnn.gru(params, X, hx)
+
+
+def test_complex_hx_still_reaches_the_lru():
+    module = jaxrnn.nnx.LRU(I, H, rngs=nnx.Rngs(0))
+    y, h_n = module(X, jnp.zeros((1, B, H), jnp.complex64))
+    assert y.shape == (T, B, H) and jnp.iscomplexobj(h_n)
+
+
+def test_linen_input_of_another_width_names_the_input_size():
+    module = jaxrnn.linen.LSTM(H)
+    variables = module.init(jax.random.key(0), X)
+    with pytest.raises(ValueError, match="input has feature size 3 but weight_ih_l0 expects"):
+        module.apply(variables, jnp.ones((T, B, 3)))
