@@ -1,9 +1,10 @@
 """Print the bad input table of ``docs/reliability.md`` (markdown), probed live.
 
-Run from the repository root: ``python docs/bad_input_table.py > /tmp/table.md``.
-Every probe runs against ``torch.nn`` and against jaxrnn's linen, nnx and functional
-APIs; each cell is the exception (type and the first ~100 characters of its message)
-or ``ok → ...``.
+Run from the repository root:
+``python docs/bad_input_table.py > /tmp/table.md``. Every probe runs against
+``torch.nn`` and against jaxrnn's linen, nnx and functional APIs; each cell is
+the exception (type and the first ~100 characters of its message) or
+``ok → ...``.
 """
 
 from __future__ import annotations
@@ -20,14 +21,13 @@ warnings.simplefilter("ignore")
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+import jaxrnn  # noqa: E402
+import jaxrnn.linen  # noqa: E402
+import jaxrnn.nnx  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from flax import nnx  # noqa: E402
 from jax.experimental import checkify  # noqa: E402
-
-import jaxrnn  # noqa: E402
-import jaxrnn.linen  # noqa: E402
-import jaxrnn.nnx  # noqa: E402
 from jaxrnn.params import Layout, init_params  # noqa: E402
 
 torch.set_num_threads(1)
@@ -36,6 +36,7 @@ X = jnp.ones((T, B, I))
 XT = torch.ones(T, B, I)
 KEY = jax.random.key(0)
 CUT = 100
+WARNS = "dropout option adds dropout"  # the warnings the table shows
 
 
 @dataclass
@@ -64,11 +65,17 @@ def run(fn: Callable[[], Any] | None) -> tuple[str, Any]:
     """``("—", None)``, ``("ok", text)`` or ``("raise", exception)``."""
     if fn is None:
         return "—", None
-    try:
-        result = fn()
-    except Exception as e:  # every exception is what the row reports
-        return "raise", e
-    return "ok", result if isinstance(result, str) else shape(result)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = fn()
+        except Exception as e:  # every exception is what the row reports
+            return "raise", e
+    text = result if isinstance(result, str) else shape(result)
+    warned = {
+        type(w.message).__name__ for w in caught if WARNS in str(w.message)
+    }
+    return "ok", text + "".join(f" (warns {w})" for w in sorted(warned))
 
 
 def cell(kind: str, value: Any) -> str:
@@ -134,8 +141,14 @@ def n_build(cls: str = "RNN", **kw: Any) -> Callable:
 
 
 def ctor(label: str, cls: str = "RNN", flag: str = "", **kw: Any) -> Probe:
-    return Probe(label, t_build(cls, **kw), l_build(cls, **kw),
-                 n_build(cls, **kw), None, flag)  # fmt: skip
+    return Probe(
+        label,
+        t_build(cls, **kw),
+        l_build(cls, **kw),
+        n_build(cls, **kw),
+        None,
+        flag,
+    )
 
 
 def params(family: str = "lstm", **kw: Any) -> dict:
@@ -183,9 +196,14 @@ def call(label, x=None, hx=None, cls="LSTM", flag="", th=None, **kw):
     fn = cls.lower()
     xj = X if x is None else x
     xt = XT if x is None else torch.from_numpy(np.asarray(x))
-    return Probe(label, t_lstm(xt, th, cls), l_lstm(xj, hx, cls, **kw),
-                 n_lstm(xj, hx, cls, **kw), f_lstm(xj, hx, fn, **kw),
-                 flag)  # fmt: skip
+    return Probe(
+        label,
+        t_lstm(xt, th, cls),
+        l_lstm(xj, hx, cls, **kw),
+        n_lstm(xj, hx, cls, **kw),
+        f_lstm(xj, hx, fn, **kw),
+        flag,
+    )
 
 
 # --- runtime probes ---------------------------------------------------------
@@ -214,7 +232,9 @@ def jit_lengths(values):
         )
         finite = bool(jnp.all(jnp.isfinite(y)))
         message = (err.get() or "no error").split(" (`")[0]
-        return f"clamped → out {y.shape}, finite={finite}; checkify: '{message}'"
+        return (
+            f"clamped → out {y.shape}, finite={finite}; checkify: '{message}'"
+        )
 
     return go
 
@@ -343,12 +363,21 @@ def probes() -> list[Probe]:
         ctor("`num_layers=0`", num_layers=0),
         ctor("`num_layers=-1`", num_layers=-1),
         ctor("`num_layers=2.0`", num_layers=2.0, flag="artefact"),
-        Probe("`input_size=0`", t_build(input_size=0), None,
-              n_build(input_size=0)),  # fmt: skip
-        Probe("`input_size=-1`", t_build(input_size=-1), None,
-              n_build(input_size=-1)),  # fmt: skip
-        Probe("`input_size=4.0`", t_build(input_size=4.0), None,
-              n_build(input_size=4.0)),  # fmt: skip
+        Probe(
+            "`input_size=0`", t_build(input_size=0), None, n_build(input_size=0)
+        ),
+        Probe(
+            "`input_size=-1`",
+            t_build(input_size=-1),
+            None,
+            n_build(input_size=-1),
+        ),
+        Probe(
+            "`input_size=4.0`",
+            t_build(input_size=4.0),
+            None,
+            n_build(input_size=4.0),
+        ),
         ctor("`bias=0`", bias=0),
         ctor("`bias=1`", bias=1),
         ctor('`bias="no"`', bias="no"),
@@ -359,24 +388,35 @@ def probes() -> list[Probe]:
     ]
     for rate in (-0.1, 1.5, "0.5", True):
         rows.append(
-            Probe(f"`dropout={rate!r}`",
-                  t_build(dropout=rate, num_layers=2),
-                  l_build(dropout=rate, num_layers=2),
-                  n_build(dropout=rate, num_layers=2),
-                  f_dropout(rate))  # fmt: skip
+            Probe(
+                f"`dropout={rate!r}`",
+                t_build(dropout=rate, num_layers=2),
+                l_build(dropout=rate, num_layers=2),
+                n_build(dropout=rate, num_layers=2),
+                f_dropout(rate),
+            )
         )
     rows += [
-        Probe("`dropout=1.0`, 2 layers (eval)",
-              t_build("LSTM", dropout=1.0, num_layers=2),
-              l_build("LSTM", dropout=1.0, num_layers=2),
-              n_build("LSTM", dropout=1.0, num_layers=2),
-              f_dropout(1.0, key=False)),  # fmt: skip
-        Probe("`dropout=1.0` in training (functional: with a `key`)",
-              t_dropout_one_training, None, None,
-              dropout_one_training),  # fmt: skip
-        Probe("`dropout=0.5`, 1 layer (torch and jaxrnn warn)",
-              t_build(dropout=0.5), l_build(dropout=0.5),
-              n_build(dropout=0.5)),  # fmt: skip
+        Probe(
+            "`dropout=1.0`, 2 layers (eval)",
+            t_build("LSTM", dropout=1.0, num_layers=2),
+            l_build("LSTM", dropout=1.0, num_layers=2),
+            n_build("LSTM", dropout=1.0, num_layers=2),
+            f_dropout(1.0, key=False),
+        ),
+        Probe(
+            "`dropout=1.0` in training (functional: with a `key`)",
+            t_dropout_one_training,
+            None,
+            None,
+            dropout_one_training,
+        ),
+        Probe(
+            "`dropout=0.5`, 1 layer",
+            t_build(dropout=0.5),
+            l_build(dropout=0.5),
+            n_build(dropout=0.5),
+        ),
         ctor('`nonlinearity="sigmoid"` (RNN)', nonlinearity="sigmoid"),
         ctor('`nonlinearity="RELU"` (RNN)', nonlinearity="RELU"),
         ctor("`proj_size=-1` (LSTM)", "LSTM", proj_size=-1),
@@ -387,29 +427,46 @@ def probes() -> list[Probe]:
         call("input with 3 features, layer expects 4", x=x3),
         call("1-D input `(T,)`", x=jnp.ones((T,))),
         call("4-D input", x=jnp.ones((1, T, B, I))),
-        Probe("integer input", t_lstm(XT.int()), l_lstm(X.astype(int)),
-              n_lstm(X.astype(int)), f_lstm(X.astype(int))),  # fmt: skip
+        Probe(
+            "integer input",
+            t_lstm(XT.int()),
+            l_lstm(X.astype(int)),
+            n_lstm(X.astype(int)),
+            f_lstm(X.astype(int)),
+        ),
         call("`T = 0` steps", x=jnp.ones((0, B, I))),
         call("`B = 0` batch", x=jnp.ones((T, 0, I))),
         call("`h_0` of the wrong shape", hx=h_lstm_wrong, th=t_h_wrong),
-        call("LSTM `hx` as a single tensor", hx=jnp.zeros((1, B, H)),
-             th=torch.zeros(1, B, H)),  # fmt: skip
-        call("GRU `hx` as a tuple", cls="GRU",
-             hx=(jnp.zeros((1, B, H)),) * 2,
-             th=(torch.zeros(1, B, H),) * 2),  # fmt: skip
-        Probe("complex `hx` to a real family (GRU)",
-              t_lstm(XT, torch.zeros(1, B, H, dtype=torch.complex64), "GRU"),
-              l_lstm(X, jnp.zeros((1, B, H), jnp.complex64), "GRU"),
-              n_lstm(X, jnp.zeros((1, B, H), jnp.complex64), "GRU"),
-              f_lstm(X, jnp.zeros((1, B, H), jnp.complex64), "gru"),
-              "artefact"),  # fmt: skip
+        call(
+            "LSTM `hx` as a single tensor",
+            hx=jnp.zeros((1, B, H)),
+            th=torch.zeros(1, B, H),
+        ),
+        call(
+            "GRU `hx` as a tuple",
+            cls="GRU",
+            hx=(jnp.zeros((1, B, H)),) * 2,
+            th=(torch.zeros(1, B, H),) * 2,
+        ),
+        Probe(
+            "complex `hx` to a real family (GRU)",
+            t_lstm(XT, torch.zeros(1, B, H, dtype=torch.complex64), "GRU"),
+            l_lstm(X, jnp.zeros((1, B, H), jnp.complex64), "GRU"),
+            n_lstm(X, jnp.zeros((1, B, H), jnp.complex64), "GRU"),
+            f_lstm(X, jnp.zeros((1, B, H), jnp.complex64), "gru"),
+            "artefact",
+        ),
     ]
     with jax.enable_x64(True):
         rows.append(
-            Probe("float64 `h_0` with float32 input (GRU)",
-                  t_lstm(XT, torch.zeros(1, B, H, dtype=torch.float64), "GRU"),
-                  None, None, f_lstm(X, h64, "gru"),
-                  "≈ promotes")  # fmt: skip
+            Probe(
+                "float64 `h_0` with float32 input (GRU)",
+                t_lstm(XT, torch.zeros(1, B, H, dtype=torch.float64), "GRU"),
+                None,
+                None,
+                f_lstm(X, h64, "gru"),
+                "≈ promotes",
+            )
         )
     bad_lengths = [
         ("containing 0", [0, 5, 5]),
@@ -418,84 +475,185 @@ def probes() -> list[Probe]:
     ]
     for name, values in bad_lengths[:2]:
         rows.append(
-            Probe(f"`lengths` {name}", t_lengths(values),
-                  l_lstm(lengths=jnp.asarray(values)),
-                  n_lstm(lengths=jnp.asarray(values)),
-                  f_lstm(lengths=jnp.asarray(values)))  # fmt: skip
+            Probe(
+                f"`lengths` {name}",
+                t_lengths(values),
+                l_lstm(lengths=jnp.asarray(values)),
+                n_lstm(lengths=jnp.asarray(values)),
+                f_lstm(lengths=jnp.asarray(values)),
+            )
         )
     for name, values in bad_lengths:
         rows.append(
-            Probe(f"`lengths` {name}, under `jit`", t_lengths(values), None,
-                  None, jit_lengths(values),
-                  "≈ clamped, checkify reports")  # fmt: skip
+            Probe(
+                f"`lengths` {name}, under `jit`",
+                t_lengths(values),
+                None,
+                None,
+                jit_lengths(values),
+                "≈ clamped, checkify reports",
+            )
         )
     lengths_f = jnp.asarray([5.0, 4.0, 3.0])
     rows += [
-        Probe("`lengths` as floats", t_lengths([5.0, 4.0, 3.0]),
-              l_lstm(lengths=lengths_f), n_lstm(lengths=lengths_f),
-              f_lstm(lengths=lengths_f), "stricter"),  # fmt: skip
-        Probe("`lengths` of the wrong length", t_lengths([5, 4]),
-              l_lstm(lengths=jnp.asarray([5, 4])),
-              n_lstm(lengths=jnp.asarray([5, 4])),
-              f_lstm(lengths=jnp.asarray([5, 4])), "stricter"),  # fmt: skip
-        Probe("unbatched input with `lengths`",
-              lambda: torch.nn.utils.rnn.pack_padded_sequence(
-                  XT[:, 0], torch.tensor([5])),
-              l_lstm(X[:, 0], lengths=jnp.asarray([5])),
-              n_lstm(X[:, 0], lengths=jnp.asarray([5])),
-              f_lstm(X[:, 0], lengths=jnp.asarray([5])),
-              "artefact"),  # fmt: skip
+        Probe(
+            "`lengths` as floats",
+            t_lengths([5.0, 4.0, 3.0]),
+            l_lstm(lengths=lengths_f),
+            n_lstm(lengths=lengths_f),
+            f_lstm(lengths=lengths_f),
+            "stricter",
+        ),
+        Probe(
+            "`lengths` of the wrong length",
+            t_lengths([5, 4]),
+            l_lstm(lengths=jnp.asarray([5, 4])),
+            n_lstm(lengths=jnp.asarray([5, 4])),
+            f_lstm(lengths=jnp.asarray([5, 4])),
+            "stricter",
+        ),
+        Probe(
+            "unbatched input with `lengths`",
+            lambda: torch.nn.utils.rnn.pack_padded_sequence(
+                XT[:, 0], torch.tensor([5])
+            ),
+            l_lstm(X[:, 0], lengths=jnp.asarray([5])),
+            n_lstm(X[:, 0], lengths=jnp.asarray([5])),
+            f_lstm(X[:, 0], lengths=jnp.asarray([5])),
+            "artefact",
+        ),
         call("NaN in the input", x=jnp.full((T, B, I), jnp.nan)),
         resets(("of the wrong shape", jnp.zeros((T, B + 1), bool))),
         resets(("of the wrong dtype (float)", jnp.zeros((T, B)))),
-        Probe("set `dropout = 0.5` after building with 0, then train",
-              t_dropout_later, None, n_dropout_later),  # fmt: skip
-        Probe("forward-mode AD (`jax.jvp` / torch `forward_ad`)",
-              t_forward_ad, None, None, forward_mode("jvp"),
-              "better"),  # fmt: skip
-        Probe("`jax.jacfwd` (GRU)", None, None, None, forward_mode("jacfwd"),
-              "ok"),  # fmt: skip
-        Probe("`jax.hessian` (GRU)", None, None, None, forward_mode("hessian"),
-              "ok"),  # fmt: skip
-        Probe("step call on a bidirectional stack", None,
-              l_step_bidirectional, n_step_bidirectional,
-              lambda: jaxrnn.step("lstm", P_BI, X[0]), "raise"),  # fmt: skip
-        Probe('`backend="fused"` on a family without it (LRU)', None, None,
-              None,
-              lambda: jaxrnn.lru(params("lru"), X, backend="fused")[0],
-              "raise"),  # fmt: skip
-        Probe("functional `key=3` (an int) with dropout", None, None, None,
-              lambda: jaxrnn.lstm(P_LSTM2, X, key=3, dropout=0.5)[0],
-              "raise"),  # fmt: skip
-        Probe("functional `unroll=0`", None, None, None,
-              lambda: jaxrnn.lstm(P_LSTM, X, unroll=0)[0], "ok"),  # fmt: skip
-        Probe("functional `remat=-2`", None, None, None,
-              lambda: jaxrnn.lstm(P_LSTM, X, remat=-2)[0], "raise"),  # fmt: skip
+        Probe(
+            "set `dropout = 0.5` after building with 0, then train",
+            t_dropout_later,
+            None,
+            n_dropout_later,
+        ),
+        Probe(
+            "forward-mode AD (`jax.jvp` / torch `forward_ad`)",
+            t_forward_ad,
+            None,
+            None,
+            forward_mode("jvp"),
+            "better",
+        ),
+        Probe(
+            "`jax.jacfwd` (GRU)", None, None, None, forward_mode("jacfwd"), "ok"
+        ),
+        Probe(
+            "`jax.hessian` (GRU)",
+            None,
+            None,
+            None,
+            forward_mode("hessian"),
+            "ok",
+        ),
+        Probe(
+            "step call on a bidirectional stack",
+            None,
+            l_step_bidirectional,
+            n_step_bidirectional,
+            lambda: jaxrnn.step("lstm", P_BI, X[0]),
+            "raise",
+        ),
+        Probe(
+            '`backend="fused"` on a family without it (LRU)',
+            None,
+            None,
+            None,
+            lambda: jaxrnn.lru(params("lru"), X, backend="fused")[0],
+            "raise",
+        ),
+        Probe(
+            "functional `key=3` (an int) with dropout",
+            None,
+            None,
+            None,
+            lambda: jaxrnn.lstm(P_LSTM2, X, key=3, dropout=0.5)[0],
+            "raise",
+        ),
+        Probe(
+            "functional `unroll=0`",
+            None,
+            None,
+            None,
+            lambda: jaxrnn.lstm(P_LSTM, X, unroll=0)[0],
+            "ok",
+        ),
+        Probe(
+            "functional `remat=-2`",
+            None,
+            None,
+            None,
+            lambda: jaxrnn.lstm(P_LSTM, X, remat=-2)[0],
+            "raise",
+        ),
         Probe("GRU `h_0 = inf`", t_gru_inf, None, None, gru_inf),
-        Probe("params missing `bias_hh_l0` (torch: strict load)",
-              lambda: torch.nn.LSTM(I, H).load_state_dict(
-                  {k: v for k, v in torch.nn.LSTM(I, H).state_dict().items()
-                   if k != "bias_hh_l0"}),
-              None, None,
-              lambda: jaxrnn.lstm(
-                  {k: v for k, v in P_LSTM.items() if k != "bias_hh_l0"}, X),
-              "artefact"),  # fmt: skip
-        Probe("GRU params given to `jaxrnn.lstm`", None, None, None,
-              lambda: jaxrnn.lstm(P_GRU, X), "raise"),  # fmt: skip
-        Probe('functional `nonlinearity="sigmoid"`',
-              t_build(nonlinearity="sigmoid"), None, None,
-              lambda: jaxrnn.rnn(params("rnn_tanh"), X,
-                                 nonlinearity="sigmoid")),  # fmt: skip
-        Probe('`batch_first="False"` on a call', t_build(batch_first="False"),
-              layout_of_batch_first("linen"), layout_of_batch_first("nnx"),
-              layout_of_batch_first("functional")),  # fmt: skip
-        Probe("functional `dropout=-0.5` with a key",
-              t_build(dropout=-0.5, num_layers=2), None, None,
-              f_dropout(-0.5)),  # fmt: skip
-        Probe("functional `dropout=0.5` without a key", None, None, None,
-              lambda: "ok → same as dropout=0: " + str(bool(jnp.array_equal(
-                  jaxrnn.lstm(P_LSTM2, X, dropout=0.5)[0],
-                  jaxrnn.lstm(P_LSTM2, X)[0]))), "ok"),  # fmt: skip
+        Probe(
+            "params missing `bias_hh_l0` (torch: strict load)",
+            lambda: torch.nn.LSTM(I, H).load_state_dict(
+                {
+                    k: v
+                    for k, v in torch.nn.LSTM(I, H).state_dict().items()
+                    if k != "bias_hh_l0"
+                }
+            ),
+            None,
+            None,
+            lambda: jaxrnn.lstm(
+                {k: v for k, v in P_LSTM.items() if k != "bias_hh_l0"}, X
+            ),
+            "artefact",
+        ),
+        Probe(
+            "GRU params given to `jaxrnn.lstm`",
+            None,
+            None,
+            None,
+            lambda: jaxrnn.lstm(P_GRU, X),
+            "raise",
+        ),
+        Probe(
+            'functional `nonlinearity="sigmoid"`',
+            t_build(nonlinearity="sigmoid"),
+            None,
+            None,
+            lambda: jaxrnn.rnn(params("rnn_tanh"), X, nonlinearity="sigmoid"),
+        ),
+        Probe(
+            '`batch_first="False"`, input batch-first',
+            t_build(batch_first="False"),
+            layout_of_batch_first("linen"),
+            layout_of_batch_first("nnx"),
+            layout_of_batch_first("functional"),
+        ),
+        Probe(
+            "functional `dropout=-0.5` with a key",
+            t_build(dropout=-0.5, num_layers=2),
+            None,
+            None,
+            f_dropout(-0.5),
+        ),
+        Probe(
+            "functional `dropout=0.5` without a key",
+            None,
+            None,
+            None,
+            lambda: (
+                "ok → same as dropout=0: "
+                + str(
+                    bool(
+                        jnp.array_equal(
+                            jaxrnn.lstm(P_LSTM2, X, dropout=0.5)[0],
+                            jaxrnn.lstm(P_LSTM2, X)[0],
+                        )
+                    )
+                )
+            ),
+            "ok",
+        ),
     ]
     return rows
 
@@ -512,8 +670,11 @@ def main() -> None:
         ref = run(probe.torch)
         ours = [run(probe.linen), run(probe.nnx), run(probe.functional)]
         cells = [cell(*ref)] + [cell(*o) for o in ours]
-        print(f"| {probe.label} | " + " | ".join(cells)
-              + f" | {status(probe, ref, ours)} |")  # fmt: skip
+        print(
+            f"| {probe.label} | "
+            + " | ".join(cells)
+            + f" | {status(probe, ref, ours)} |"
+        )
 
 
 if __name__ == "__main__":
