@@ -29,7 +29,10 @@ hidden_state = hidden_of
 def check_rate(name: str, rate: Any) -> None:
     """A dropout rate must be a number in ``[0, 1]`` (``1`` drops everything, as PyTorch)."""
     if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= float(rate) <= 1:
-        raise ValueError(f"{name} should be a number in range [0, 1], got {rate!r}")
+        raise ValueError(
+            f"{name} should be a number in range [0, 1] representing the probability of an "
+            f"element being zeroed, got {rate!r}"
+        )
 
 
 def dropout_mask(

@@ -212,6 +212,8 @@ def stack(
     """
     family = _as_family(cell)
     opts = Options.of(**options)
+    if not isinstance(batch_first, bool):
+        raise TypeError(f"batch_first should be of type bool, got: {type(batch_first).__name__}")
     if not layers:
         raise ValueError("layers must hold at least one layer")
     directions = len(layers[0])
@@ -357,6 +359,13 @@ def _initial_state(
                 raise ValueError(f"{label} should have shape {s}, got {tuple(h.shape)}")
             if not jnp.issubdtype(h.dtype, jnp.inexact):
                 raise TypeError(f"{label} must be a floating-point array, got dtype {h.dtype}")
+            if jnp.issubdtype(h.dtype, jnp.complexfloating) and not jnp.issubdtype(
+                family.state_dtype(jnp.float32), jnp.complexfloating
+            ):
+                raise TypeError(
+                    f"{label} must be a real floating-point array (the {family.name} state is "
+                    f"real), got dtype {h.dtype}"
+                )
             h = jnp.asarray(h)
             state.append(h if batched else h[:, None])
         dtype = jnp.result_type(dtype, *state)
@@ -415,6 +424,8 @@ def layer(
         >>> y.shape, h_n.shape
         ((5, 4, 8), (2, 4, 8))
     """
+    if not isinstance(batch_first, bool):
+        raise TypeError(f"batch_first should be of type bool, got: {type(batch_first).__name__}")
     spec = families.get(family)
     layout = layout_of(spec, params)
     x, batched = _check_input(x, layout, spec)

@@ -93,20 +93,13 @@ class Recurrent(nn.Module):
     ) -> tuple[Array, Any]:
         layout = self._layout(x.shape[-1])
         layout.spec.check_sizes(layout.sizes(0))
-        params = {
-            name: self.param(
-                name,
-                functools.partial(
-                    init_param,
-                    name=name,
-                    layout=layout,
-                    recurrent_init=self.recurrent_init,
-                    dtype=self.param_dtype,
-                ),
-                shape,
-            )
-            for name, shape in layout.shapes().items()
-        }
+        names = list(layout.shapes())
+        if not self.is_initializing() and all(self.has_variable("params", n) for n in names):
+            # Bound: hand the stored parameters to the functional layer, whose checks name a
+            # mismatched input (flax's own shape check would blame the initializer).
+            params = {name: self.get_variable("params", name) for name in names}
+        else:
+            params = self._declare(layout)
         key = None
         rates = (self.dropout, self.input_dropout, self.recurrent_dropout)
         if max(rates) > 0.0 and not nn.merge_param(
@@ -120,6 +113,22 @@ class Recurrent(nn.Module):
             unroll=self.unroll, remat=self.remat, matmul_dtype=self.matmul_dtype,
             backend=self.backend,
         )  # fmt: skip
+
+    def _declare(self, layout: Layout) -> dict[str, Array]:
+        return {
+            name: self.param(
+                name,
+                functools.partial(
+                    init_param,
+                    name=name,
+                    layout=layout,
+                    recurrent_init=self.recurrent_init,
+                    dtype=self.param_dtype,
+                ),
+                shape,
+            )
+            for name, shape in layout.shapes().items()
+        }
 
     def step(
         self, x: Array, state: Any = None, *, deterministic: bool | None = None
@@ -145,11 +154,15 @@ class RNN(Recurrent):
 
     nonlinearity: Literal["tanh", "relu"] = "tanh"
 
-    def family_name(self) -> str:
+    def __post_init__(self) -> None:
+        # torch.nn.RNN checks the nonlinearity first, at construction.
         if self.nonlinearity not in ("tanh", "relu"):
             raise ValueError(
                 f"Unknown nonlinearity '{self.nonlinearity}'. Select from 'tanh' or 'relu'."
             )
+        super().__post_init__()
+
+    def family_name(self) -> str:
         return f"rnn_{self.nonlinearity}"
 
 

@@ -129,11 +129,11 @@ def test_mask_statistics_and_bad_rates():
     assert set(np.unique(m)) == {0.0, np.float32(1 / 0.75)}
     assert abs(float((m == 0).mean()) - 0.25) < 0.01
     with pytest.raises(
-        ValueError, match=r"recurrent_dropout should be a number in range \[0, 1\], got 1.5"
+        ValueError, match=r"recurrent_dropout should be a number in range \[0, 1\] .*, got 1.5"
     ):
         jaxrnn.nnx.LSTM(I, H, recurrent_dropout=1.5, rngs=nnx.Rngs(0))
     with pytest.raises(
-        ValueError, match=r"input_dropout should be a number in range \[0, 1\], got -0.1"
+        ValueError, match=r"input_dropout should be a number in range \[0, 1\] .*, got -0.1"
     ):
         jaxrnn.rnn(init_params(jax.random.key(0), Layout("rnn_tanh", I, H)), jnp.ones((T, B, I)),
                    input_dropout=-0.1)  # fmt: skip

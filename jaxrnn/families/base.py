@@ -224,7 +224,10 @@ def affine_sizes(gates: int) -> Callable[[Params], Sizes]:
 
 def no_projection(sizes: Sizes) -> None:
     if sizes.proj_size:
-        raise ValueError(f"proj_size is an LSTM option, got proj_size={sizes.proj_size}")
+        raise ValueError(
+            "proj_size argument is only supported for LSTM, not RNN or GRU, "
+            f"got proj_size={sizes.proj_size}"
+        )
 
 
 def vector_state(sizes: Sizes, batch_shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
