@@ -436,8 +436,11 @@ def viterbi_decode(
     """The highest-scoring tag path of each sequence and its score.
 
     Args:
-        params, emissions ``(B, T, K)``, lengths ``(B,)``, constraints, method: as in
-            :func:`log_likelihood`.
+        params: the CRF's scores, as in :func:`log_likelihood`.
+        emissions: ``(B, T, K)`` per-step tag scores.
+        lengths: ``(B,)`` valid steps per sequence (default ``T``).
+        constraints: allowed transitions (:func:`bio_constraints`), as in training.
+        method: ``"auto"``, ``"scan"`` or ``"parallel"``.
 
     Returns:
         ``(paths, scores)``: ``paths (B, T)`` int32 tag ids, :data:`PAD_TAG` at ``t >=

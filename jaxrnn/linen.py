@@ -277,7 +277,7 @@ class DotProductAttention(nn.Module):
 
 class CRF(nn.Module):
     """Linear-chain CRF head (see :mod:`jaxrnn.crf`): ``__call__`` gives the log-likelihood
-    ``(B,)`` of ``tags (B, T)`` given ``emissions (B, T, K)``; :meth:`decode` the Viterbi paths
+    ``(B,)`` of ``tags (B, T)`` given ``emissions (B, T, K)``; ``decode`` the Viterbi paths
     ``(B, T)`` and scores ``(B,)``. Parameters ``transitions (K, K)``, ``start``, ``end``
     ``(K,)`` (``pytorch-crf``'s names and init); ``constraints`` (e.g.
     ``jaxrnn.crf.bio_constraints(tag_names)``) apply to training and decoding alike.

@@ -157,16 +157,16 @@ def test_resets_equal_running_each_episode_separately_in_torch(kind, bidirection
     params = from_torch(m)
     steps = sum(EPISODES)
     # Resets restart from zeros; hx=None makes every episode start there.
-    x, hx, _ = random_data(cfg, np.random.default_rng(0), steps=steps, batch=2, with_state=False)
+    x, _, _ = random_data(cfg, np.random.default_rng(0), steps=steps, batch=2, with_state=False)
     resets = np.zeros((steps, 2), bool)
     resets[np.cumsum(EPISODES)[:-1], 0] = True  # row 0: three episodes; row 1: one
     lengths = np.array([steps, steps - 2])  # row 1 also has padding
     fn = {"rnn_tanh": jaxrnn.rnn, "lstm": jaxrnn.lstm, "gru": jaxrnn.gru}[kind]
     out, state = fn(params, jnp.asarray(x), resets=resets, lengths=lengths)
     start = 0
-    for n in EPISODES:  # row 0, episode by episode, each from hx
+    for n in EPISODES:  # row 0, episode by episode, each from zeros
         sl = slice(start, start + n)
-        want_out, _want_h, _want_c = torch_forward(m, cfg, x[sl, :1], ep_hx, None)
+        want_out, _want_h, _want_c = torch_forward(m, cfg, x[sl, :1], None, None)
         np.testing.assert_allclose(out[sl, :1], want_out, rtol=1e-5, atol=2e-6)
         start += n
     got_h = state[0] if cfg.is_lstm else state
