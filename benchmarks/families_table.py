@@ -197,9 +197,8 @@ def write_md(report: dict, path: Path) -> None:
         f"{BEGIN}\n`python -m benchmarks.families_table` ({m['date']}, {m['cores']} cores, "
         f"load average {m['load_start'][0]:.1f} at the start and {m['load_end'][0]:.1f} at "
         f"the end; {report['reps']} round-robin repetitions after one warm-up; jax "
-        f"{jax.__version__}, backend `{m['backend']}`; torch on {m['torch_threads']} thread(s)).\n\n"
-        + markdown(report)
-        + END
+        f"{jax.__version__}, backend `{m['backend']}`; "
+        f"torch on {m['torch_threads']} thread(s)).\n\n" + markdown(report) + END
     )
     text = path.read_text() if path.exists() else ""
     if BEGIN in text and END in text:
