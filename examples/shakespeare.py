@@ -1,5 +1,8 @@
 """Tiny Shakespeare: a character-level LSTM language model (generation, 1 vs N).
 
+``--cell mingru|minlstm|lru|rglru|gru`` trains that recurrent layer instead of the LSTM (the
+linear recurrences followed by a GELU MLP; see :class:`CharRNN`); README compares them.
+
 The text (1,115,394 characters, 65 distinct) is split 90/10: the first 90% to train on, the
 last 10% to validate. Training is truncated backpropagation through time over stateful
 batches: the training text is cut into ``--batch-size`` parallel streams, each train step
@@ -10,7 +13,8 @@ shifts the streams by a seeded offset so chunk borders move.
 ``val_loss`` is the mean cross-entropy in nats per character over the whole validation text,
 read as ``VAL_STREAMS`` contiguous streams with the state carried throughout. At the end the
 model continues ``--prompt`` for ``--sample-chars`` characters, each drawn from
-``softmax(logits / --temperature)``; the text goes to ``DIR/sample.txt`` and is printed.
+``softmax(logits / --temperature)`` by the streaming one-step call (``method="step"``); the
+text goes to ``DIR/sample.txt`` and is printed.
 
 The defaults (1,000 steps, 3.2 epochs) reach ``val_loss`` 1.58; ``--long`` trains three
 times as long (3,000 steps, 9.6 epochs) to 1.46. Times are in the README.
@@ -31,10 +35,10 @@ import optax
 
 import jaxrnn.linen as rnn
 from examples import common
+from jaxrnn.params import Layout
 from jaxrnn.training import carry_over, make_train_step, optimizer, stream_batches
 
 DATA = Path(__file__).resolve().parent / "data" / "tinyshakespeare.txt"
-State = tuple[jax.Array, jax.Array]  # the LSTM's (h_n, c_n)
 VAL_STREAMS = 16  # parallel streams the validation text is read in
 VAL_CHUNK = 1024  # steps per jitted evaluation call
 
@@ -83,34 +87,80 @@ def val_streams(val: np.ndarray, streams: int) -> tuple[np.ndarray, np.ndarray]:
 # --- model -------------------------------------------------------------------------------
 
 
-class CharLSTM(nn.Module):
-    """Characters ``(B, T)`` and state -> next-character logits ``(B, T, V)`` and new state."""
+CELLS = {  # --cell: the linen layer, and whether a GELU MLP follows it
+    "lstm": (rnn.LSTM, False),
+    "gru": (rnn.GRU, False),
+    "mingru": (rnn.MinGRU, True),
+    "minlstm": (rnn.MinLSTM, True),
+    "lru": (rnn.LRU, True),
+    "rglru": (rnn.RGLRU, True),
+}
+# layers per cell unless --layers: a stack of LRUs with nothing between them is one linear
+# filter, so the LRU and RG-LRU get one layer; minGRU and minLSTM, whose gates are
+# nonlinear in the input, two
+CELL_LAYERS = {"lstm": 1, "gru": 1, "mingru": 2, "minlstm": 2, "lru": 1, "rglru": 1}
+
+
+class CharRNN(nn.Module):
+    """Characters ``(B, T)`` and state -> next-character logits ``(B, T, V)`` and new state.
+
+    ``cell`` is a key of :data:`CELLS`: embedding -> that recurrent stack -> (for the linear
+    recurrences, a GELU MLP ``hidden -> hidden``, the nonlinearity their papers put after
+    every layer) -> linear. :meth:`step` is the same model one character at a time, through
+    the layer's streaming ``step``.
+    """
 
     vocab: int
     hidden: int = 512
     layers: int = 1
     embed: int = 64
     dropout: float = 0.0
+    cell: str = "lstm"
 
-    @nn.compact
-    def __call__(
-        self, ids: jax.Array, hx: State, deterministic: bool = True
-    ) -> tuple[jax.Array, State]:
-        x = nn.Embed(self.vocab, self.embed)(ids)
-        y, hx = rnn.LSTM(
+    def setup(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}")
+        layer, mlp = CELLS[self.cell]
+        self.embedding = nn.Embed(self.vocab, self.embed)
+        self.rnn = layer(
             self.hidden, num_layers=self.layers, batch_first=True, dropout=self.dropout
-        )(x, hx, deterministic=deterministic)
-        y = nn.Dropout(self.dropout)(y, deterministic)
-        return nn.Dense(self.vocab)(y), hx
+        )
+        self.mlp = nn.Dense(self.hidden) if mlp else None
+        self.drop = nn.Dropout(self.dropout)
+        self.out = nn.Dense(self.vocab)
 
-    def initial_state(self, batch: int) -> State:
-        """Zero ``(h, c)``, each ``(layers, B, H)``."""
-        zeros = jnp.zeros((self.layers, batch, self.hidden))
-        return zeros, zeros
+    def _head(self, y: jax.Array, deterministic: bool) -> jax.Array:
+        if self.mlp is not None:
+            y = y + nn.gelu(self.mlp(y))
+        return self.out(self.drop(y, deterministic))
+
+    def __call__(
+        self, ids: jax.Array, hx: Any, deterministic: bool = True
+    ) -> tuple[jax.Array, Any]:
+        y, hx = self.rnn(self.embedding(ids), hx, deterministic=deterministic)
+        return self._head(y, deterministic), hx
+
+    def step(self, ids: jax.Array, hx: Any) -> tuple[jax.Array, Any]:
+        """One character per stream: ``ids (B,)``, state -> ``logits (B, V)``, state."""
+        y, hx = self.rnn.step(self.embedding(ids), hx, deterministic=True)
+        return self._head(y, True), hx
+
+    def initial_state(self, batch: int) -> Any:
+        """The zero state, stacked over layers: ``(h, c)`` for the LSTM, each
+        ``(layers, B, H)``; ``h`` alone for the others (complex for the LRU)."""
+        layout = Layout(self.cell, self.embed, self.hidden, num_layers=self.layers)
+        spec = layout.spec
+        shapes = spec.state_shapes(layout.sizes(0), (batch,))
+        dtype = spec.state_dtype(jnp.float32)
+        state = tuple(jnp.zeros((self.layers, *shape), dtype) for shape in shapes)
+        return state[0] if len(state) == 1 else state
+
+
+CharLSTM = CharRNN  # the name before --cell
 
 
 def sample(
-    model: CharLSTM,
+    model: CharRNN,
     params: Any,
     chars: str,
     prompt: str,
@@ -118,26 +168,34 @@ def sample(
     temperature: float,
     key: jax.Array,
 ) -> str:
-    """``prompt`` followed by ``n`` characters drawn from ``softmax(logits / temperature)``."""
+    """``prompt`` followed by ``n`` characters drawn from ``softmax(logits / temperature)``.
+
+    The prompt and the generated characters go through the model one at a time with its
+    streaming :meth:`CharRNN.step` (one jitted ``lax.scan``), the state carried between them.
+    """
     index = {c: i for i, c in enumerate(chars)}
     unknown = sorted(set(prompt) - set(index))
     if unknown or not prompt:
         raise ValueError(f"the prompt must be non-empty and use the text's characters; {unknown}")
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    apply = functools.partial(model.apply, {"params": params})
+    step = functools.partial(model.apply, {"params": params}, method="step")
 
     @jax.jit
     def generate(prompt_ids, key):
-        logits, hx = apply(prompt_ids[None], model.initial_state(1))
+        def read(hx, c):
+            logits, hx = step(c[None], hx)
+            return hx, logits
 
-        def step(carry, key):
+        hx, logits = jax.lax.scan(read, model.initial_state(1), prompt_ids)
+
+        def write(carry, key):
             logits, hx = carry  # logits (1, V) of the next character
             c = jax.random.categorical(key, logits / temperature)  # (1,)
-            logits, hx = apply(c[:, None], hx)
-            return (logits[:, -1], hx), c[0]
+            logits, hx = step(c, hx)
+            return (logits, hx), c[0]
 
-        _, out = jax.lax.scan(step, (logits[:, -1], hx), jax.random.split(key, n))
+        _, out = jax.lax.scan(write, (logits[-1], hx), jax.random.split(key, n))
         return out
 
     out = generate(jnp.array([index[c] for c in prompt]), key)
@@ -150,8 +208,9 @@ def sample(
 def main(argv: list[str] | None = None) -> dict:
     p = common.parser("shakespeare", __doc__, steps=SETTINGS["default"][-1])
     p.add_argument("--long", action="store_true", help="3,000 steps instead of 1,000")
-    p.add_argument("--layers", type=int, default=None)
-    p.add_argument("--hidden", type=int, default=None, help="LSTM size")
+    p.add_argument("--cell", choices=sorted(CELLS), default="lstm", help="recurrent layer")
+    p.add_argument("--layers", type=int, default=None, help="default: 1, minGRU/minLSTM 2")
+    p.add_argument("--hidden", type=int, default=None, help="recurrent layer size")
     p.add_argument("--embed", type=int, default=None, help="character embedding size")
     p.add_argument("--batch-size", type=int, default=None, help="parallel streams")
     p.add_argument("--chunk", type=int, default=None, help="truncated-BPTT length")
@@ -170,6 +229,7 @@ def main(argv: list[str] | None = None) -> dict:
             strict=True,
         )
     )
+    defaults["layers"] = defaults["layers"] * CELL_LAYERS[args.cell]
     cfg = {k: v if getattr(args, k) is None else getattr(args, k) for k, v in defaults.items()}
     steps = cfg["steps"]
     eval_every = args.eval_every or max(steps // 20, 1)
@@ -180,7 +240,9 @@ def main(argv: list[str] | None = None) -> dict:
     per_epoch = len(stream_batches(train[k:], bs, k)[0])  # the shortest epoch over offsets
     val_x, val_y = val_streams(val, VAL_STREAMS)
 
-    model = CharLSTM(len(chars), cfg["hidden"], cfg["layers"], cfg["embed"], cfg["dropout"])
+    model = CharRNN(
+        len(chars), cfg["hidden"], cfg["layers"], cfg["embed"], cfg["dropout"], args.cell
+    )
     # one jitted init: eagerly, every parameter's random draw would compile on its own
     params = jax.jit(model.init)(
         jax.random.key(args.seed), train[None, :k], model.initial_state(1)
@@ -191,7 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     def loss_fn(params, batch, key):
         inputs, targets, hx, reset = batch
-        hx = carry_over(hx, reset, batch_axis=1)  # h_n, c_n are (layers, B, H)
+        hx = carry_over(hx, reset, batch_axis=1)  # every leaf is (layers, B, ...)
         logits, hx = model.apply(
             {"params": params}, inputs, hx, deterministic=False, rngs={"dropout": key}
         )
@@ -221,7 +283,8 @@ def main(argv: list[str] | None = None) -> dict:
     }
     state, done = run.restore(state)
     print(
-        f"shakespeare: {len(train):,} train / {len(val):,} val chars, {len(chars)} symbols; "
+        f"shakespeare ({args.cell}): {len(train):,} train / {len(val):,} val chars, "
+        f"{len(chars)} symbols; "
         f"{cfg}; {common.count_params(params):,} params; {per_epoch} steps per epoch"
     )
     chunks, chunks_epoch = None, None
@@ -259,6 +322,7 @@ def main(argv: list[str] | None = None) -> dict:
         "steps": steps,
         "epochs": round(steps / per_epoch, 2),
         "params": common.count_params(state["params"]),
+        "cell": args.cell,
         **{k: v for k, v in cfg.items() if k != "steps"},
     }
     return run.finish(metrics, xlabel="step")
