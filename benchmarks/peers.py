@@ -208,8 +208,22 @@ def jax_cudnn_peer(case: Case, module, x: np.ndarray) -> dict[str, Runner] | Non
 
 
 # name -> (builder, which backends it runs on)
+def jaxrnn_fused_peer(case: Case, module, x: np.ndarray) -> dict[str, Runner]:
+    """jaxrnn on its XLA fused kernel (hand-written backward), whatever ``auto`` would pick."""
+    return jaxrnn_peer(case, module, x, backend="fused")
+
+
+def jaxrnn_onednn_peer(case: Case, module, x: np.ndarray) -> dict[str, Runner] | None:
+    """jaxrnn on the native oneDNN kernel (``None`` without the optional plugin)."""
+    if "onednn" not in jaxrnn.kernels.names():
+        return None
+    return jaxrnn_peer(case, module, x, backend="onednn")
+
+
 PEERS: dict[str, Callable] = {
     "jaxrnn": jaxrnn_peer,
+    "jaxrnn-fused": jaxrnn_fused_peer,
+    "jaxrnn-onednn": jaxrnn_onednn_peer,
     "jaxrnn-scan": jaxrnn_generic_peer,
     "jaxrnn-bf16": jaxrnn_bf16_peer,
     "torch": torch_peer,

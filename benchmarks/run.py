@@ -30,7 +30,8 @@ from benchmarks.report import markdown, plot_ratios, plot_scaling, write_benchma
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("step", "fwd")
 DEFAULT_PEERS = (
-    "jaxrnn", "jaxrnn-scan", "jaxrnn-bf16", "torch", "flax.linen", "flax.nnx",
+    "jaxrnn", "jaxrnn-fused", "jaxrnn-onednn", "jaxrnn-scan", "jaxrnn-bf16", "torch",
+    "flax.linen", "flax.nnx",
     "jax.experimental.rnn",
 )  # fmt: skip
 
