@@ -179,7 +179,8 @@ def plot(report: dict, path: Path) -> None:
             pts = [(int(t), r[name][kind]) for t, r in report["results"].items() if name in r]
             ts, ys = zip(*pts, strict=True)
             style = "--" if "parallel" in name else ":" if "torch" in name else "-"
-            ax.loglog(ts, ys, style, marker="o", color=f"C{i % 10}", label=name)
+            color = "k" if "torch" in name else f"C{i % 10}"
+            ax.loglog(ts, ys, style, marker="o", color=color, label=name)
         ax.set_xlabel("sequence length T")
         ax.set_ylabel("median seconds")
         ax.set_title(f"{title}, B={report['batch']}, I=H={report['size']}, 1 layer, float32")
