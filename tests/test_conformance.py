@@ -83,7 +83,10 @@ def cases():
     for name in families.names():
         family = families.get(name)
         for kernel, (rev, lens, res, msk) in itertools.product(kernels.offered(family), flags):
-            call = kernels.Call(lengths=bool(lens), resets=bool(res), recurrent_dropout=bool(msk))
+            call = kernels.Call(
+                lengths=bool(lens), resets=bool(res), recurrent_dropout=bool(msk),
+                dtype=jnp.float64,
+            )  # fmt: skip
             if family_supports(family, kernel, call):
                 yield pytest.param(name, kernel, rev, lens, res, msk, id=f"{name}-{kernel}-"
                                    f"r{rev}l{lens}s{res}m{msk}")  # fmt: skip
@@ -105,8 +108,9 @@ def test_kernel_equals_the_reference_step(name, kernel, reverse, lengths, resets
         r = jnp.asarray(RESETS) if resets else None
         kw = dict(valid=valid, resets=r, mask=mask if masked else None, reverse=bool(reverse))
         call = kernels.Call(
-            lengths=bool(lengths), resets=bool(resets), recurrent_dropout=bool(masked)
-        )
+            lengths=bool(lengths), resets=bool(resets), recurrent_dropout=bool(masked),
+            dtype=jnp.float64,
+        )  # fmt: skip
         chosen = kernels.select(family, call, kernel)
 
         def run(p, x, c):
