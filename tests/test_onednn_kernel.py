@@ -53,8 +53,9 @@ def test_auto_takes_native_only_where_it_was_measured_faster():
     lstm, gru, rnn = (families.get(n) for n in ("lstm", "gru", "rnn_tanh"))
     big = kernels.Call(dtype=jnp.float32, batch=32, hidden=256)
     assert kernels.select(lstm, big).name == "onednn"
-    assert kernels.select(gru, big).name == "onednn"
-    assert kernels.select(rnn, big).name == "fused"  # mixed measurements: XLA keeps it
+    assert kernels.select(gru, big).name == "fused"  # mixed measurements: XLA keeps them
+    assert kernels.select(rnn, big).name == "fused"
+    assert kernels.select(gru, big, "onednn").name == "onednn"  # forcing still runs it
     assert kernels.select(lstm, big._replace(batch=8, hidden=64)).name == "fused"
     for need in ("lengths", "resets", "recurrent_dropout", "forward_mode"):
         assert kernels.select(lstm, big._replace(**{need: True})).name != "onednn", need
