@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.families._common import Array, check_input, project, uniform
-from jaxrnn.families.base import Family, Linear, Sizes
+from jaxrnn.families.base import Family, Linear, Sizes, no_projection
 
 Params = Mapping[str, Array]
 Candidate = Literal["linear", "g"]
@@ -144,11 +144,6 @@ def _read_sizes(params: Params) -> Sizes:
     return Sizes(int(w.shape[1]), int(w.shape[0]) // 2)
 
 
-def _no_projection(sizes: Sizes) -> None:
-    if sizes.proj_size:
-        raise ValueError(f"minGRU has no projection, got proj_size={sizes.proj_size}")
-
-
 MINGRU = Family(
     name="mingru",
     cell=cell,
@@ -161,5 +156,5 @@ MINGRU = Family(
     ),
     linear=Linear(coefficients, readout),
     recurrent_dropout=False,
-    check_sizes=_no_projection,
+    check_sizes=no_projection,
 )

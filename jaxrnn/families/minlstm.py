@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.families._common import Array, check_input, project, uniform
-from jaxrnn.families.base import Family, Linear, Sizes
+from jaxrnn.families.base import Family, Linear, Sizes, no_projection
 from jaxrnn.families.mingru import CANDIDATES, Candidate, g, log_g
 
 Params = Mapping[str, Array]
@@ -138,11 +138,6 @@ def _read_sizes(params: Params) -> Sizes:
     return Sizes(int(w.shape[1]), int(w.shape[0]) // 3)
 
 
-def _no_projection(sizes: Sizes) -> None:
-    if sizes.proj_size:
-        raise ValueError(f"minLSTM has no projection, got proj_size={sizes.proj_size}")
-
-
 MINLSTM = Family(
     name="minlstm",
     cell=cell,
@@ -155,5 +150,5 @@ MINLSTM = Family(
     ),
     linear=Linear(coefficients, readout),
     recurrent_dropout=False,
-    check_sizes=_no_projection,
+    check_sizes=no_projection,
 )

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.families._common import Array, check_input, project
-from jaxrnn.families.base import Family, Linear, Sizes
+from jaxrnn.families.base import Family, Linear, Sizes, no_projection
 
 Params = Mapping[str, Array]
 
@@ -151,11 +151,6 @@ def _read_sizes(params: Params) -> Sizes:
     return Sizes(hidden if w_in is None else int(w_in.shape[1]), hidden)
 
 
-def _no_projection(sizes: Sizes) -> None:
-    if sizes.proj_size:
-        raise ValueError(f"the RG-LRU has no projection, got proj_size={sizes.proj_size}")
-
-
 RGLRU = Family(
     name="rglru",
     cell=cell,
@@ -168,5 +163,5 @@ RGLRU = Family(
     ),
     linear=Linear(coefficients, readout),
     recurrent_dropout=False,
-    check_sizes=_no_projection,
+    check_sizes=no_projection,
 )
