@@ -89,6 +89,23 @@ def skip_nonfinite_steps(
     the optimizer state holds this guard. ``max_consecutive`` (default: never) is how many
     non-finite steps in a row are skipped before an update is applied anyway (optax's
     ``max_consecutive_errors``). Count the skips with :func:`skipped_steps`.
+
+    Args:
+        inner: the optimizer to guard, e.g. ``optax.adam(1e-3)``.
+        max_consecutive: skip at most this many non-finite steps in a row (default: all).
+
+    Returns:
+        An ``optax.GradientTransformation`` whose state counts the skipped steps.
+
+    Examples:
+        >>> import jax.numpy as jnp, optax
+        >>> from jaxrnn.training import skip_nonfinite_steps, skipped_steps
+        >>> opt = skip_nonfinite_steps(optax.sgd(0.1))
+        >>> params = {"w": jnp.ones(2)}
+        >>> state = opt.init(params)
+        >>> updates, state = opt.update({"w": jnp.array([jnp.nan, 1.0])}, state, params)
+        >>> updates["w"].tolist(), int(skipped_steps(state))
+        ([0.0, 0.0], 1)
     """
     if not isinstance(inner, optax.GradientTransformation):
         raise TypeError(
@@ -112,8 +129,20 @@ def _guards(opt_state: optax.OptState) -> list[optax.ApplyIfFiniteState]:
 def skipped_steps(opt_state: optax.OptState) -> jax.Array:
     """How many steps the :func:`skip_nonfinite_steps` guard in ``opt_state`` has skipped.
 
-    An int32 scalar (the guard's ``total_notfinite``; works under ``jit``). Raises
-    ``ValueError`` if ``opt_state`` holds no guard.
+    Args:
+        opt_state: the state of an optimizer built with :func:`skip_nonfinite_steps` (or
+            ``optimizer(..., skip_nonfinite=True)``), alone or inside a chain.
+
+    Returns:
+        An int32 scalar (the guard's ``total_notfinite``; works under ``jit``). Raises
+        ``ValueError`` if ``opt_state`` holds no guard.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxrnn.training import optimizer, skipped_steps
+        >>> opt = optimizer(1e-3, skip_nonfinite=True)
+        >>> int(skipped_steps(opt.init({"w": jnp.zeros(3)})))
+        0
     """
     guards = _guards(opt_state)
     if not guards:
