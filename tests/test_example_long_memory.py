@@ -23,7 +23,8 @@ def test_long_memory_quick_trains_every_model_and_writes_its_outputs(tmp_path):
     out = tmp_path / "run"
     metrics = long_memory.main(
         ["--quick", "--steps", "12", "--eval-every", "6", "--out", str(out),
-         "--models", "lstm", "mingru", "lru", "minlstm"]
+         "--models", "lstm", "mingru", "lru", "minlstm",
+         "--time-budget", "100000"]  # steps, not the machine's load, end the run
     )  # fmt: skip
     saved = json.loads((out / "metrics.json").read_text())
     assert saved == {**metrics, **{k: saved[k] for k in ("wall_s", "cpu_s")}}
