@@ -113,13 +113,14 @@ def main(argv: list[str] | None = None) -> dict:
     per_epoch = sum(1 for _ in common.bucket_batches(lengths[train], buckets, bs))
     opt = optimizer(optax.cosine_decay_schedule(args.lr, epochs * per_epoch), max_grad_norm=1.0)
 
-    graphs, state = {}, {}
+    graphs, rest, state = {}, {}, {}
     for j, kind in enumerate(KINDS):
         model = Classifier(
             kind, len(alphabet) + 2, len(languages), args.embed, hidden,
             rngs=nnx.Rngs(args.seed * 10 + j),
         )  # fmt: skip
-        graphs[kind], params = nnx.split(model)
+        # Train the parameters only; the layers' random streams (nnx.RngState) stay as they are.
+        graphs[kind], params, rest[kind] = nnx.split(model, nnx.Param, ...)
         params = nnx.to_pure_dict(params)
         state[kind] = {
             "params": params,
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     def make_fns(kind):
         def logits(params, x, n):
-            model = nnx.merge(graphs[kind], params)
+            model = nnx.merge(graphs[kind], params, rest[kind])
             return model(x, n)
 
         def loss_fn(params, batch, key):
