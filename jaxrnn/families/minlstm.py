@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.families._common import Array, check_input, project, uniform
-from jaxrnn.families.base import Family, Linear, Sizes, no_projection
+from jaxrnn.families.base import Family, Linear, affine_sizes, no_projection
 from jaxrnn.families.mingru import CANDIDATES, Candidate, g, log_g
 
 Params = Mapping[str, Array]
@@ -131,18 +131,11 @@ def readout(params: Params, hs: Array, xs: Array) -> Array:
     return hs
 
 
-def _read_sizes(params: Params) -> Sizes:
-    w = params["weight_ih"]
-    if getattr(w, "ndim", None) != 2 or w.shape[0] % 3:
-        raise ValueError(f"weight_ih of a minLSTM must be (3H, I), got shape {w.shape}")
-    return Sizes(int(w.shape[1]), int(w.shape[0]) // 3)
-
-
 MINLSTM = Family(
     name="minlstm",
     cell=cell,
     param_shapes=lambda s: param_shapes(s.input_size, s.hidden_size, bias=s.bias),
-    read_sizes=_read_sizes,
+    read_sizes=affine_sizes(3),
     state_shapes=lambda s, batch: ((*batch, s.hidden_size),),
     kernels=("parallel", "sequential", "scan"),
     init_layer=lambda key, s, dtype: init(
