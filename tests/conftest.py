@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import jaxrnn
 
@@ -37,7 +39,37 @@ def pytest_configure(config):
     config.addinivalue_line("filterwarnings", "ignore:LSTM with projections:UserWarning")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_code():
+    """Drop every compiled executable after each test module.
+
+    Each XLA:CPU executable keeps its JIT-compiled code in its own memory mappings, and jit
+    caches (ours are keyed by static cells and options) keep every executable alive. Over the
+    whole suite that passed Linux's ``vm.max_map_count`` (65530) and LLVM segfaulted inside
+    ``backend_compile_and_load``; clearing per module keeps a run far below it.
+    """
+    yield
+    _MAPPINGS.append(_count_mappings())
+    jax.clear_caches()
+
+
+_MAPPINGS: list[int] = []
+
+
+def _count_mappings() -> int:
+    try:
+        with open("/proc/self/maps") as f:
+            return sum(1 for _ in f)
+    except OSError:  # not Linux
+        return 0
+
+
 def pytest_terminal_summary(terminalreporter):
+    if _MAPPINGS:
+        terminalreporter.write_line(
+            f"most memory mappings at the end of a test module: {max(_MAPPINGS)}"
+            " (Linux's vm.max_map_count is usually 65530)"
+        )
     for kind, errors in sorted(_ERRORS.items()):
         worst, case = max(errors)
         terminalreporter.write_line(
