@@ -11,7 +11,7 @@ state, a self-attention context over the sentence and the predicted intent distr
 (:mod:`jaxrnn.crf`) whose transitions obey BIO (``crf.bio_constraints``: no ``I-x`` after
 ``O`` or ``B-y``), in training and in Viterbi decoding. Training: joint loss (intent
 cross-entropy + CRF negative log-likelihood), Adam with clipping, warmup + cosine decay over
-32 epochs, dropout 0.4, word dropout ``a / (a + count)`` with a = 0.5; the weights evaluated
+40 epochs, dropout 0.4, word dropout ``a / (a + count)`` with a = 0.5; the weights evaluated
 are an exponential moving average of the trained ones.
 
 ``--seeds 0 1 2`` trains once per seed, one after the other, and writes
@@ -286,7 +286,7 @@ def predict(decode, vocab: Vocab, params, data, batch_size: int, buckets=BUCKETS
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = common.parser("snips", __doc__, epochs=32)
+    p = common.parser("snips", __doc__, epochs=40)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (2e-3)")
     p.add_argument("--hidden", type=int, default=None, help="BiLSTM size per direction (128)")
@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.seeds:
         return over_seeds(argv if argv is not None else sys.argv[1:], args.seeds, args.out)
     q = args.quick
-    epochs = common.choose(args.epochs, quick=2, default=32, is_quick=q)
+    epochs = common.choose(args.epochs, quick=2, default=40, is_quick=q)
     hidden = common.choose(args.hidden, quick=48, default=128, is_quick=q)
     char_hidden = common.choose(args.char_hidden, quick=16, default=32, is_quick=q)
     limit = args.limit
