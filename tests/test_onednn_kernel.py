@@ -57,6 +57,7 @@ def test_auto_takes_native_only_where_it_was_measured_faster():
     assert kernels.select(rnn, big).name == "fused"
     assert kernels.select(gru, big, "onednn").name == "onednn"  # forcing still runs it
     assert kernels.select(lstm, big._replace(batch=8, hidden=64)).name == "fused"
+    assert kernels.select(lstm, big._replace(batch=8, hidden=128)).name == "onednn"
     for need in ("lengths", "resets", "recurrent_dropout", "forward_mode"):
         assert kernels.select(lstm, big._replace(**{need: True})).name != "onednn", need
     assert kernels.select(lstm, big._replace(dtype=jnp.bfloat16)).name == "fused"
