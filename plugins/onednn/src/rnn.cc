@@ -102,10 +102,14 @@ dnnl::algorithm activation(int32_t mode) {
 }
 
 // Below this many flops per time step and direction, one thread: oneDNN synchronises its
-// OpenMP team at every step, which costs more than the split saves (B=8, H=64..128 measured
-// 1.3-2x slower with 2 threads than 1 here, and far worse when other processes load the
-// cores and deschedule a team member). JAXRNN_ONEDNN_NUM_THREADS forces a count for all.
-constexpr double kSmallStepFlops = 4e6;
+// OpenMP team at every step, which costs more than the split saves. Measured on a 2-core box
+// beside XLA's thread pool: one thread ran inference faster at every shape up to the
+// standard benchmark's 34 MFLOP a step (LSTM forward 0.87x the two-thread time, B=8, H=256
+// 2-3x faster), and training faster up to ~21 MFLOP; above that the backward's larger
+// products gain from the second thread. Far better too when other processes deschedule a
+// team member. JAXRNN_ONEDNN_NUM_THREADS forces a count for all.
+constexpr double kSmallStepFlopsInference = 64e6;
+constexpr double kSmallStepFlopsTraining = 24e6;
 
 int threads_for(const Key &k) {
   static const int forced = [] {
@@ -115,7 +119,8 @@ int threads_for(const Key &k) {
   if (forced > 0) return forced;
   const int64_t O = k.P ? k.P : k.H;
   const double flops = 2.0 * k.N * gates(k.mode) * k.H * (k.I + O);
-  return flops < kSmallStepFlops ? 1 : 0;  // 0: the thread's OpenMP default
+  const double small = k.training ? kSmallStepFlopsTraining : kSmallStepFlopsInference;
+  return flops < small ? 1 : 0;  // 0: the thread's OpenMP default
 }
 
 // Sets this thread's OpenMP team size (a per-thread setting in libgomp) for one primitive's
