@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 
@@ -42,3 +44,23 @@ def check_input(x: Array, input_size: int, ndim: int) -> Array:
 def uniform(key: Array, shape: tuple[int, ...], bound: float, dtype) -> Array:
     """``U(-bound, bound)`` samples, PyTorch's recurrent-layer initialisation."""
     return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+def input_projection_shapes(
+    gates: int, input_size: int, hidden_size: int, bias: bool
+) -> dict[str, tuple[int, ...]]:
+    """``weight_ih (G*H, I)`` and ``bias_ih (G*H,)``: the only weights of a recurrence whose
+    gates read the input alone (minGRU, minLSTM)."""
+    shapes: dict[str, tuple[int, ...]] = {"weight_ih": (gates * hidden_size, input_size)}
+    if bias:
+        shapes["bias_ih"] = (gates * hidden_size,)
+    return shapes
+
+
+def uniform_params(
+    key: Array, shapes: dict[str, tuple[int, ...]], hidden_size: int, dtype
+) -> dict[str, Array]:
+    """Every parameter of ``shapes`` drawn ``U(-1/√H, 1/√H)``, one key each."""
+    keys = jax.random.split(key, len(shapes))
+    bound = 1.0 / math.sqrt(hidden_size)
+    return {n: uniform(k, s, bound, dtype) for k, (n, s) in zip(keys, shapes.items(), strict=True)}

@@ -22,14 +22,19 @@ blocks, ``bias_ih (2H,)``. Carry ``h (B, H)``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Literal
 
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.families._common import Array, check_input, project, uniform
+from jaxrnn.families._common import (
+    Array,
+    check_input,
+    input_projection_shapes,
+    project,
+    uniform_params,
+)
 from jaxrnn.families.base import Family, Linear, affine_sizes, no_projection
 
 Params = Mapping[str, Array]
@@ -37,7 +42,8 @@ Candidate = Literal["linear", "g"]
 CANDIDATES = ("linear", "g")
 
 
-def _check_candidate(candidate: str) -> None:
+def check_candidate(candidate: str) -> None:
+    """``candidate`` is one of ``CANDIDATES`` (a clear ``ValueError`` if not)."""
     if candidate not in CANDIDATES:
         raise ValueError(f"candidate must be one of {CANDIDATES}, got {candidate!r}")
 
@@ -46,11 +52,8 @@ def param_shapes(
     input_size: int, hidden_size: int, *, bias: bool = True, candidate: Candidate = "linear"
 ) -> dict[str, tuple[int, ...]]:
     """Parameter names and shapes of one layer: ``weight_ih (2H, I)``, ``bias_ih (2H,)``."""
-    _check_candidate(candidate)
-    shapes: dict[str, tuple[int, ...]] = {"weight_ih": (2 * hidden_size, input_size)}
-    if bias:
-        shapes["bias_ih"] = (2 * hidden_size,)
-    return shapes
+    check_candidate(candidate)
+    return input_projection_shapes(2, input_size, hidden_size, bias)
 
 
 def init(
@@ -64,9 +67,7 @@ def init(
 ) -> dict[str, Array]:
     """Every parameter ``U(-1/√H, 1/√H)``, as ``torch.nn.GRU`` initialises its weights."""
     shapes = param_shapes(input_size, hidden_size, bias=bias, candidate=candidate)
-    keys = jax.random.split(key, len(shapes))
-    bound = 1.0 / math.sqrt(hidden_size)
-    return {n: uniform(k, s, bound, dtype) for k, (n, s) in zip(keys, shapes.items(), strict=True)}
+    return uniform_params(key, shapes, hidden_size, dtype)
 
 
 def init_carry(params: Params, batch: int) -> Array:
@@ -92,7 +93,7 @@ def _preactivations(params: Params, x: Array) -> tuple[Array, Array]:
 
 def _ab(params: Params, x: Array, candidate: str) -> tuple[Array, Array]:
     """``a = 1 - z = σ(-k)`` and ``b = z ⊙ h̃`` (``1 - σ(k) = σ(-k)`` exactly, fewer roundings)."""
-    _check_candidate(candidate)
+    check_candidate(candidate)
     k, pre = _preactivations(params, x)
     candidate_state = g(pre) if candidate == "g" else pre
     return jax.nn.sigmoid(-k), jax.nn.sigmoid(k) * candidate_state

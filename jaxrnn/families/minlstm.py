@@ -22,33 +22,30 @@ variant's ``h̃_t = g(Linear_h(x_t))`` (see :func:`jaxrnn.families.mingru.g`). P
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.families._common import Array, check_input, project, uniform
+from jaxrnn.families._common import (
+    Array,
+    check_input,
+    input_projection_shapes,
+    project,
+    uniform_params,
+)
 from jaxrnn.families.base import Family, Linear, affine_sizes, no_projection
-from jaxrnn.families.mingru import CANDIDATES, Candidate, g, log_g
+from jaxrnn.families.mingru import Candidate, check_candidate, g, log_g
 
 Params = Mapping[str, Array]
-
-
-def _check_candidate(candidate: str) -> None:
-    if candidate not in CANDIDATES:
-        raise ValueError(f"candidate must be one of {CANDIDATES}, got {candidate!r}")
 
 
 def param_shapes(
     input_size: int, hidden_size: int, *, bias: bool = True, candidate: Candidate = "linear"
 ) -> dict[str, tuple[int, ...]]:
     """Parameter names and shapes of one layer: ``weight_ih (3H, I)``, ``bias_ih (3H,)``."""
-    _check_candidate(candidate)
-    shapes: dict[str, tuple[int, ...]] = {"weight_ih": (3 * hidden_size, input_size)}
-    if bias:
-        shapes["bias_ih"] = (3 * hidden_size,)
-    return shapes
+    check_candidate(candidate)
+    return input_projection_shapes(3, input_size, hidden_size, bias)
 
 
 def init(
@@ -62,9 +59,7 @@ def init(
 ) -> dict[str, Array]:
     """Every parameter ``U(-1/√H, 1/√H)``, as ``torch.nn.LSTM`` initialises its weights."""
     shapes = param_shapes(input_size, hidden_size, bias=bias, candidate=candidate)
-    keys = jax.random.split(key, len(shapes))
-    bound = 1.0 / math.sqrt(hidden_size)
-    return {n: uniform(k, s, bound, dtype) for k, (n, s) in zip(keys, shapes.items(), strict=True)}
+    return uniform_params(key, shapes, hidden_size, dtype)
 
 
 def init_carry(params: Params, batch: int) -> Array:
@@ -84,7 +79,7 @@ def _log_ratio(kf: Array, ki: Array) -> Array:
 
 
 def _ab(params: Params, x: Array, candidate: str) -> tuple[Array, Array]:
-    _check_candidate(candidate)
+    check_candidate(candidate)
     kf, ki, pre = _preactivations(params, x)
     d = _log_ratio(kf, ki)
     candidate_state = g(pre) if candidate == "g" else pre
