@@ -5,13 +5,14 @@
 Wraps :mod:`benchmarks.families` (which times the kernels one level down) at the level a user
 calls: ``jaxrnn.layer(family, params, x, backend=...)`` for minGRU, minLSTM, LRU and RG-LRU with
 ``backend="auto"`` and ``"parallel"`` (``jax.lax.associative_scan``), ``jaxrnn.lstm`` and
-``jaxrnn.gru`` (auto: the fused loops), and ``torch.nn.LSTM`` on the CPU. One layer,
-``B=8``, input = hidden = 256, float32. A "train step" is ``jax.grad`` of ``sum(output)`` with
-respect to the parameters, jitted (torch: ``zero_grad``, forward, ``backward``); "forward" is
-one jitted forward (torch: under ``no_grad``). For each ``T`` every contender is compiled and
-warmed up once, then all run round-robin (rep 1: A, B, C, ...; rep 2: ...) so load from other
-processes hits them alike; medians are reported. Memory is XLA's compiled temp buffer of the
-train step (``jax.jit(f).lower(...).compile().memory_analysis().temp_size_in_bytes``).
+``jaxrnn.gru`` (auto: the fused loops), and ``torch.nn.LSTM`` (on cuDNN when a GPU is present).
+One layer, ``B=8``, input = hidden = 256, float32. A "train step" is ``jax.grad`` of
+``sum(output)`` with respect to the parameters, jitted (torch: ``zero_grad``, forward,
+``backward``); "forward" is one jitted forward (torch: under ``no_grad``). For each ``T`` every
+contender is compiled and warmed up once, then all run round-robin (rep 1: A, B, C, ...; rep 2:
+...) so load from other processes hits them alike; medians are reported. Memory is XLA's
+compiled temp buffer of the train step
+(``jax.jit(f).lower(...).compile().memory_analysis().temp_size_in_bytes``).
 
 ``--skip-slow-above T`` drops the LSTM, GRU and torch (seconds per call) above that length.
 Writes ``benchmarks/results/families.json``, the table into ``benchmarks/results/families.md``
@@ -72,16 +73,20 @@ def _torch_runner(steps: int, batch: int, size: int) -> Runner:
     import torch
 
     torch.manual_seed(0)
-    lstm = torch.nn.LSTM(size, size)
-    xs = torch.randn(steps, batch, size)
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # cuDNN beside a GPU backend
+    lstm = torch.nn.LSTM(size, size).to(device)
+    xs = torch.randn(steps, batch, size, device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def step() -> None:
         lstm.zero_grad()
         lstm(xs)[0].sum().backward()
+        sync()
 
     def forward() -> None:
         with torch.no_grad():
             lstm(xs)
+        sync()
 
     return step, forward, None
 

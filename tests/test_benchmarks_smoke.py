@@ -34,3 +34,16 @@ def test_quick_benchmark_writes_json_markdown_and_charts(tmp_path, monkeypatch):
         assert (tmp_path / "out" / name).stat().st_size > 0
     text = md.read_text()
     assert "kept" in text and "<!-- results:begin -->" in text and "| jaxrnn / torch |" in text
+
+
+@pytest.mark.slow
+def test_gpu_table_harness_runs_on_tiny_shapes(tmp_path):
+    from benchmarks import gpu
+
+    report = gpu.main(["--quick", "--out", str(tmp_path), "--cases", "standard-lstm"])
+    (case,) = report["cases"]
+    assert {"jaxrnn", "fused u1", "fused u16", "scan", "bf16", "torch"} <= set(case["median_ms"])
+    assert not case["failed"]
+    # float32 against float64 on a 6-step toy: far below any float32 rounding bound
+    assert case["max_abs_error_vs_float64"]["jaxrnn highest"] < 1e-5
+    assert "| case |" in (tmp_path / "gpu.md").read_text()
