@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The GPU check in one call, from a fresh copy of the repository on a CUDA machine:
+#   bash benchmarks/gpu_check.sh [OUT_DIR]
+# 1. builds the optional cuDNN plugin (plugins/cudnn) from source with the machine's packages,
+# 2. runs the test suite on the GPU (pytest-xdist when installed; JAXRNN_REQUIRE_CUDNN=1, so a
+#    plugin that does not load fails its tests instead of skipping them),
+# 3. writes the GPU table (python -m benchmarks.gpu) and the long-T families table.
+# Each stage has a time budget in seconds (TEST_BUDGET, BENCH_BUDGET, FAMILIES_BUDGET) so the
+# whole check fits in about 8 minutes; TESTS="tests/test_x.py ..." narrows the test run and
+# STAGES="build tests bench families" picks stages. Wheels for packages the machine lacks can
+# be put in .whl/ (they are installed into /tmp/site first). Outputs land in OUT_DIR
+# (default runs/gpu_check): build.log, tests.log, gpu.json/.md, families.json/.md/.png.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-${OUT:-runs/gpu_check}}"
+mkdir -p "$out"
+py="${PYTHON:-python3}"
+stages="${STAGES:-build tests bench families}"
+export PYTHONUNBUFFERED=1
+# Several test processes share the one GPU: allocate on demand, not 75% each up front.
+export XLA_PYTHON_CLIENT_PREALLOCATE=false
+if compgen -G ".whl/*.whl" >/dev/null; then
+  "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl && export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+has() { [[ " $stages " == *" $1 "* ]]; }
+stamp() { echo "[gpu_check $(date +%T)] $*"; }
+
+stamp "machine"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+"$py" -c "import jax, torch; print('jax', jax.__version__, jax.devices(), '| torch', torch.__version__, 'cuDNN', torch.backends.cudnn.version())"
+
+if has build; then
+  stamp "build plugins/cudnn"
+  start=$SECONDS
+  "$py" -m pip install --no-build-isolation --no-deps -v plugins/cudnn >"$out/build.log" 2>&1
+  echo "pip install plugins/cudnn: exit $? in $((SECONDS - start)) s"
+  tail -n 5 "$out/build.log"
+  "$py" -c "import jaxrnn_cudnn as c; print('jaxrnn_cudnn available:', c.available(), c.load_error() or '')"
+fi
+
+if has tests; then
+  stamp "tests (budget ${TEST_BUDGET:-200} s)"
+  par=()
+  if "$py" -c "import xdist" 2>/dev/null; then par=(-n "${WORKERS:-12}"); fi
+  # shellcheck disable=SC2086
+  JAXRNN_REQUIRE_CUDNN=1 timeout -k 10 "${TEST_BUDGET:-200}" "$py" -m pytest -q -p no:cacheprovider \
+    "${par[@]}" -m "${MARKERS:-not slow}" -rfE ${TESTS:-} >"$out/tests.log" 2>&1
+  echo "pytest exit $?"
+  grep -E "^(FAILED|ERROR)" "$out/tests.log" | head -n 60
+  tail -n 3 "$out/tests.log"
+fi
+
+if has bench; then
+  stamp "GPU table (budget ${BENCH_BUDGET:-150} s)"
+  # shellcheck disable=SC2086
+  timeout -k 10 "${BENCH_BUDGET:-150}" "$py" -m benchmarks.gpu --out "$out" ${BENCH_ARGS:-}
+  echo "benchmarks.gpu exit $?"
+fi
+
+if has families; then
+  stamp "families table (budget ${FAMILIES_BUDGET:-60} s)"
+  timeout -k 10 "${FAMILIES_BUDGET:-60}" "$py" -m benchmarks.families_table \
+    --steps 1024 4096 16384 --reps 3 --out "$out" >"$out/families.log" 2>&1
+  echo "families_table exit $?"
+  tail -n 30 "$out/families.md" 2>/dev/null || tail -n 20 "$out/families.log"
+fi
+stamp "done"
