@@ -24,8 +24,7 @@ import pytest
 from conftest import KINDS, config, max_abs_diff, random_data, record, torch_module
 
 import jaxrnn
-from jaxrnn import kernels
-from jaxrnn import families
+from jaxrnn import families, kernels
 from jaxrnn.interop import from_torch
 from jaxrnn.kernels import cudnn as cudnn_kernel
 
@@ -34,6 +33,8 @@ if REQUIRED:
     import jaxrnn_cudnn
 else:
     jaxrnn_cudnn = pytest.importorskip("jaxrnn_cudnn")
+
+from jaxrnn_cudnn import _layout  # noqa: E402  (after the skip above)
 
 torch = pytest.importorskip("torch")
 
@@ -75,10 +76,10 @@ def test_pack_unpack_round_trip(kind, layers, bidir, bias):
     """Every torch name comes back unchanged; missing biases are zeros; the canonical
     layout tiles the weight space exactly."""
     shape = _shape(kind, layers, bidir)
-    cfg, params = _params(kind, layers, bidir, bias)
+    _, params = _params(kind, layers, bidir, bias)
     table, total = jaxrnn_cudnn.canonical(shape)
     covered = np.zeros(total, np.int32)
-    for p in jaxrnn_cudnn._layout.pieces(shape, table):
+    for p in _layout.pieces(shape, table):
         for off, size in p.parts:
             covered[off : off + size] += 1
     assert (covered == 1).all()
@@ -112,7 +113,7 @@ def test_layout_rejects_a_wrong_table():
     table, _ = jaxrnn_cudnn.canonical(shape)
     table[0, 1, 1] += 1
     with pytest.raises(RuntimeError, match="disagrees with torch's shapes"):
-        jaxrnn_cudnn._layout.pieces(shape, table)
+        _layout.pieces(shape, table)
 
 
 @pytest.mark.parametrize(
@@ -149,21 +150,45 @@ def _bad_calls():
     yield "must be a mapping", TypeError, lambda: jaxrnn_cudnn.rnn("lstm", [p], x)
     yield "x must be", ValueError, lambda: jaxrnn_cudnn.rnn("lstm", p, x[0])
     yield "float32 or bfloat16", TypeError, lambda: jaxrnn_cudnn.rnn("lstm", p, x.astype(jnp.int32))
-    yield "float32 or bfloat16", TypeError, lambda: jaxrnn_cudnn.rnn("lstm", p, x.astype(jnp.float16))
-    yield "weight_ih_l0 must have shape", ValueError, lambda: jaxrnn_cudnn.rnn("lstm", p, x[..., :4])
+    yield (
+        "float32 or bfloat16",
+        TypeError,
+        lambda: jaxrnn_cudnn.rnn("lstm", p, x.astype(jnp.float16)),
+    )
+    yield (
+        "weight_ih_l0 must have shape",
+        ValueError,
+        lambda: jaxrnn_cudnn.rnn("lstm", p, x[..., :4]),
+    )
     yield "weight_hh_l0 must", ValueError, lambda: jaxrnn_cudnn.rnn("gru", p, x)
     yield "pair", TypeError, lambda: jaxrnn_cudnn.rnn("lstm", p, x, h)
     yield "not a pair", TypeError, lambda: jaxrnn_cudnn.rnn("gru", g, x, (h, h))
     yield "h0 must be", ValueError, lambda: jaxrnn_cudnn.rnn("gru", g, x, h[:, :2])
     yield "c0 must be", ValueError, lambda: jaxrnn_cudnn.rnn("lstm", p, x, (h, h[:, :, :2]))
-    yield "lengths must be a", ValueError, lambda: jaxrnn_cudnn.rnn("gru", g, x, lengths=jnp.ones(3, int))
-    yield "lengths must lie", ValueError, lambda: jaxrnn_cudnn.rnn("gru", g, x, lengths=jnp.array([1, 2, 8, 3]))
-    yield "lengths must lie", ValueError, lambda: jaxrnn_cudnn.rnn("gru", g, x, lengths=jnp.array([0, 2, 7, 3]))
-    yield "only valid for mode='lstm'", ValueError, lambda: jaxrnn_cudnn.rnn(
-        "gru", {**g, "weight_hr_l0": jnp.ones((3, 6))}, x
+    yield (
+        "lengths must be a",
+        ValueError,
+        lambda: jaxrnn_cudnn.rnn("gru", g, x, lengths=jnp.ones(3, int)),
     )
-    yield "both bias_ih and bias_hh", ValueError, lambda: jaxrnn_cudnn.rnn(
-        "gru", {k: v for k, v in g.items() if k != "bias_hh_l0"}, x
+    yield (
+        "lengths must lie",
+        ValueError,
+        lambda: jaxrnn_cudnn.rnn("gru", g, x, lengths=jnp.array([1, 2, 8, 3])),
+    )
+    yield (
+        "lengths must lie",
+        ValueError,
+        lambda: jaxrnn_cudnn.rnn("gru", g, x, lengths=jnp.array([0, 2, 7, 3])),
+    )
+    yield (
+        "only valid for mode='lstm'",
+        ValueError,
+        lambda: jaxrnn_cudnn.rnn("gru", {**g, "weight_hr_l0": jnp.ones((3, 6))}, x),
+    )
+    yield (
+        "both bias_ih and bias_hh",
+        ValueError,
+        lambda: jaxrnn_cudnn.rnn("gru", {k: v for k, v in g.items() if k != "bias_hh_l0"}, x),
     )
     yield "one mapping per direction", ValueError, lambda: jaxrnn_cudnn.rnn_layer("gru", g, x)
 
@@ -217,8 +242,8 @@ def test_supports_refuses_the_cpu():
 def test_forcing_cudnn_without_a_gpu_is_a_clear_error():
     if ON_GPU and jaxrnn_cudnn.available():
         pytest.skip("cuDNN runs here")
-    cfg, p = _params("gru")
-    with pytest.raises(ValueError, match="needs the jaxrnn_cudnn plugin.*pip install"):
+    _, p = _params("gru")
+    with pytest.raises(ValueError, match=r"needs the jaxrnn_cudnn plugin.*pip install"):
         jaxrnn.gru(p, jnp.ones((7, 4, 5)), backend="cudnn")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning on a CPU machine: its absence is expected
@@ -252,14 +277,19 @@ def test_plugin_really_loaded():
 
 
 @needs_gpu
-@pytest.mark.parametrize("kind,layers,bidir", [(k, 2, True) for k in KINDS] + [("lstm_proj", 3, False)])
+@pytest.mark.parametrize(
+    "kind,layers,bidir", [(k, 2, True) for k in KINDS] + [("lstm_proj", 3, False)]
+)
 def test_cudnn_layout_is_the_canonical_one(kind, layers, bidir):
     """The GPU path uses cuDNN's queried offsets; this says whether they match the assumed
     layout the CPU tests exercise (a mismatch is a documentation bug, not a wrong result)."""
     shape = _shape(kind, layers, bidir)
-    q_table, q_total = jaxrnn_cudnn._layout.queried(shape)
+    q_table, q_total = _layout.queried(shape)
     c_table, c_total = jaxrnn_cudnn.canonical(shape)
-    print(f"{kind} L{layers} bidir={bidir}: cuDNN weight space {q_total} elements, canonical {c_total}")
+    print(
+        f"{kind} L{layers} bidir={bidir}: cuDNN weight space {q_total} elements, "
+        f"canonical {c_total}"
+    )
     np.testing.assert_array_equal(q_table, c_table)
     assert q_total == c_total
 
@@ -274,8 +304,10 @@ def _run(cfg, params, x, hx, lengths, via):
     if via == "plugin":
         out, state = jaxrnn_cudnn.rnn(MODE[cfg.kind], params, x, hx, lengths=lengths)
     else:
-        fn = (jaxrnn.lstm if is_lstm else jaxrnn.gru) if not cfg.kind.startswith("rnn") else (
-            lambda *a, **k: jaxrnn.rnn(*a, nonlinearity=cfg.kind[4:], **k)
+        fn = (
+            (jaxrnn.lstm if is_lstm else jaxrnn.gru)
+            if not cfg.kind.startswith("rnn")
+            else (lambda *a, **k: jaxrnn.rnn(*a, nonlinearity=cfg.kind[4:], **k))
         )
         out, state = fn(params, x, hx, lengths=lengths, backend=via)
     h, c = state if is_lstm else (state, None)
@@ -297,7 +329,12 @@ TOL = 5e-5
 GPU_CASES = [
     (kind, layers, bidir, lengths)
     for kind in KINDS
-    for layers, bidir, lengths in ((1, False, False), (2, True, False), (3, False, False), (2, True, True))
+    for layers, bidir, lengths in (
+        (1, False, False),
+        (2, True, False),
+        (3, False, False),
+        (2, True, True),
+    )
 ]
 
 

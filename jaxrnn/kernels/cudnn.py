@@ -78,7 +78,9 @@ def supports(family: Family, call: Any) -> str | None:
         if getattr(call, field):
             return reason
     if call.matmul_dtype is not None:
-        return "matmul_dtype runs on the fused kernel (cuDNN's bfloat16 keeps the state in bfloat16)"
+        return (
+            "matmul_dtype runs on the fused kernel (cuDNN's bfloat16 keeps the state in bfloat16)"
+        )
     if call.dtype is not None and jnp.dtype(call.dtype) != jnp.float32:
         return f"the cuDNN kernel runs float32 here, got {jnp.dtype(call.dtype)}"
     return None

@@ -66,9 +66,7 @@ def _torch_name(kind: str, layer: int, direction: int) -> str:
     return f"{kind}_l{layer}" + ("_reverse" if direction else "")
 
 
-def pieces(
-    shape: Shape, table: np.ndarray, *, bias: bool = True
-) -> list[Piece]:
+def pieces(shape: Shape, table: np.ndarray, *, bias: bool = True) -> list[Piece]:
     """Every torch parameter of ``shape`` and where its gate blocks are, from ``table``
     (``(L*D, n_lin, 4)``: matrix offset, matrix size, bias offset, bias size)."""
     g, h = GATES[shape.mode], shape.hidden
@@ -144,13 +142,11 @@ def queried(shape: Shape, dtype: int = 0) -> tuple[np.ndarray, int]:
     if rc < 0:
         raise RuntimeError(f"cuDNN cannot plan this RNN: {last_error(lib)}")
     elem = 2 if dtype == 1 else 4
-    table = np.frombuffer(buf, np.int64).reshape(shape.layers * shape.dirs, shape.n_lin, 4)
-    return table.copy(), int(plan[3]) // elem
+    table = np.ctypeslib.as_array(buf).astype(np.int64)
+    return table.reshape(shape.layers * shape.dirs, shape.n_lin, 4), int(plan[3]) // elem
 
 
-def pack(
-    shape: Shape, params: Mapping[str, Any], table: np.ndarray, total: int, dtype: Any
-) -> Any:
+def pack(shape: Shape, params: Mapping[str, Any], table: np.ndarray, total: int, dtype: Any) -> Any:
     """torch-named parameters -> the flat weight space ``(total,)`` (missing biases: zeros).
 
     One concatenation of the gate blocks sorted by offset, zeros in the gaps, so autodiff

@@ -28,7 +28,7 @@ import ctypes
 import re
 from collections.abc import Mapping
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -189,7 +189,8 @@ def _math(precision: str | None, dtype: int) -> int:
     if dtype == 1:
         return 2  # bfloat16 data: tensor-op math, float32 accumulation
     if precision is None or precision == "default":
-        configured = jax.config.jax_default_matmul_precision
+        # read at trace time, so jax.default_matmul_precision(...) contexts count
+        configured = getattr(jax.config, "jax_default_matmul_precision", None)
         full = configured is not None and str(configured).lower() in _FULL
         return 1 if full else 0
     return 1 if precision == "float32" else 0
@@ -285,24 +286,30 @@ def rnn(
         if mode == "lstm":
             if not isinstance(hx, tuple | list) or len(hx) != 2:
                 raise TypeError("hx for an LSTM must be a pair (h0, c0)")
-            h0, c0 = (jnp.asarray(a) for a in hx)
+            h0, c0 = jnp.asarray(hx[0]), jnp.asarray(hx[1])
         else:
             if isinstance(hx, tuple | list):
                 raise TypeError(f"hx for mode={mode!r} must be one array h0, not a pair")
             h0 = jnp.asarray(hx)
     for name, state, width in (("h0", h0, o), ("c0", c0, h)):
         if state is not None and state.shape != (n_states, b, width):
-            raise ValueError(f"{name} must be (D*L, B, {width}) = {(n_states, b, width)}, got {state.shape}")
+            raise ValueError(
+                f"{name} must be (D*L, B, {width}) = {(n_states, b, width)}, got {state.shape}"
+            )
         if state is not None and state.dtype != x.dtype:
             raise TypeError(f"{name} must have x's dtype {x.dtype}, got {state.dtype}")
     if lengths is not None:
         lengths = jnp.asarray(lengths)
         if lengths.shape != (b,) or not jnp.issubdtype(lengths.dtype, jnp.integer):
-            raise ValueError(f"lengths must be a ({b},) integer array, got {lengths.dtype}{lengths.shape}")
-        if not isinstance(lengths, jax.core.Tracer):
+            raise ValueError(
+                f"lengths must be a ({b},) integer array, got {lengths.dtype}{lengths.shape}"
+            )
+        try:
             ln = np.asarray(lengths)
-            if ln.min() < 1 or ln.max() > t:
-                raise ValueError(f"lengths must lie in [1, T={t}], got {ln.tolist()}")
+        except jax.errors.TracerArrayConversionError:
+            ln = None  # traced: the handler checks them on the host
+        if ln is not None and (ln.min() < 1 or ln.max() > t):
+            raise ValueError(f"lengths must lie in [1, T={t}], got {ln.tolist()}")
     math = _math(precision, dtype)
     # Only now anything that needs the library and a GPU.
     cfg = _Cfg(mode, shape, algo, math, dtype, lengths is not None)
@@ -320,7 +327,7 @@ def rnn(
     else:
         c0 = jnp.zeros((0,), x.dtype)
     ln = jnp.full((b,), t, jnp.int32) if lengths is None else lengths.astype(jnp.int32)
-    y, hn, cn = _core(cfg, x, h0, c0, w, ln)
+    y, hn, cn = cast(tuple[Array, Array, Array], _core(cfg, x, h0, c0, w, ln))
     if batch_first:
         y = jnp.swapaxes(y, 0, 1)
     return (y, (hn, cn)) if mode == "lstm" else (y, hn)
