@@ -226,6 +226,7 @@ def _call(**kw):
 )
 def test_supports_reasons(field, value, reason, monkeypatch):
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    monkeypatch.setattr(cudnn_kernel, "_unavailable", lambda: None)
     family = families.get("lstm")
     assert cudnn_kernel.supports(family, _call()) is None
     assert reason in (cudnn_kernel.supports(family, _call(**{field: value})) or "")
@@ -243,11 +244,31 @@ def test_forcing_cudnn_without_a_gpu_is_a_clear_error():
     if ON_GPU and jaxrnn_cudnn.available():
         pytest.skip("cuDNN runs here")
     _, p = _params("gru")
-    with pytest.raises(ValueError, match=r"needs the jaxrnn_cudnn plugin.*pip install"):
+    with pytest.raises(ValueError, match=r"backend='cudnn' cannot run this call: cuDNN runs on"):
         jaxrnn.gru(p, jnp.ones((7, 4, 5)), backend="cudnn")
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no warning on a CPU machine: its absence is expected
-        assert cudnn_kernel.load() is None
+        warnings.simplefilter("error")  # importing touches no GPU and warns of nothing
+        assert cudnn_kernel.load() is jaxrnn_cudnn
+    assert "cudnn" in kernels.names()
+
+
+def test_forcing_cudnn_without_the_plugin_is_a_clear_error():
+    """In a fresh process with the plugin disabled: the install line."""
+    code = (
+        "import jax.numpy as jnp, jaxrnn\n"
+        "from jaxrnn.params import Layout, init_params\n"
+        "import jax\n"
+        "p = init_params(jax.random.key(0), Layout('gru', 5, 6))\n"
+        "try:\n"
+        "    jaxrnn.gru(p, jnp.ones((7, 4, 5)), backend='cudnn')\n"
+        "except ValueError as e:\n"
+        "    print(e)\n"
+    )
+    env = dict(os.environ, JAXRNN_DISABLE_CUDNN="1")
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert "needs the jaxrnn_cudnn plugin" in out and "pip install" in out, out
 
 
 def test_disable_env_var():

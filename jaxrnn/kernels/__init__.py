@@ -101,7 +101,7 @@ if onednn.load() is not None:  # the optional native plugin, found at import
     _KERNELS["onednn"] = Kernel(
         "onednn", onednn.supports, onednn.run, families=onednn.FAMILIES, prefer=onednn.prefer
     )
-if cudnn.load() is not None:  # the optional cuDNN plugin, found at import on a CUDA GPU
+if cudnn.load() is not None:  # the optional cuDNN plugin; it runs on a CUDA GPU only
     _KERNELS["cudnn"] = Kernel(
         "cudnn", cudnn.supports, cudnn.run, families=cudnn.FAMILIES, platforms=("gpu",),
         prefer=cudnn.prefer,

@@ -1,15 +1,16 @@
 """The native GPU kernel: cuDNN's RNN, from the optional ``jaxrnn_cudnn`` plugin
 (``plugins/cudnn``, C++ through the XLA FFI).
 
-When the plugin is installed, loads and finds a CUDA GPU (and ``JAXRNN_DISABLE_CUDNN`` is
-not set), importing :mod:`jaxrnn.kernels` registers the ``"cudnn"`` kernel for the Elman,
-LSTM and GRU families. It runs one layer-direction per call (a reverse direction is the
-forward kernel on the time-reversed sequence), float32, reverse-mode differentiation
-(``custom_vjp`` over cuDNN's training forward and backward), TF32 by default as torch and
-XLA on the GPU, full float32 under ``jax.default_matmul_precision("highest")``.
-``backend="auto"`` does not take it yet (no GPU measurement has said where it wins);
-``backend="cudnn"`` forces it. If cuDNN refuses a call at trace time, ``"auto"`` would run
-the XLA kernel instead with one warning, and a forced ``"cudnn"`` raises.
+When the plugin is installed (and ``JAXRNN_DISABLE_CUDNN`` is not set), importing
+:mod:`jaxrnn.kernels` registers the ``"cudnn"`` kernel for the Elman, LSTM and GRU
+families; it runs where JAX's default backend is a CUDA GPU and the plugin loads there. It
+runs one layer-direction per call (a reverse direction is the forward kernel on the
+time-reversed sequence), float32, reverse-mode differentiation (``custom_vjp`` over cuDNN's
+training forward and backward), TF32 by default as torch and XLA on the GPU, full float32
+under ``jax.default_matmul_precision("highest")``. ``backend="auto"`` does not take it yet
+(no GPU measurement has said where it wins); ``backend="cudnn"`` forces it. If cuDNN refuses
+a call at trace time, ``"auto"`` would run the XLA kernel instead with one warning, and a
+forced ``"cudnn"`` raises.
 """
 
 from __future__ import annotations
@@ -37,26 +38,29 @@ _warned: set[str] = set()
 
 
 def load() -> ModuleType | None:
-    """The plugin module if it is installed, finds a CUDA GPU and is not disabled."""
+    """The plugin module if it is installed and not disabled.
+
+    Importing it touches no GPU (jaxrnn's import must not initialize JAX's backends); whether
+    it can run here (a CUDA GPU, libcudnn) is asked at call time, by :func:`supports`.
+    """
     if os.environ.get("JAXRNN_DISABLE_CUDNN", "") not in ("", "0"):
         return None
     try:
         import jaxrnn_cudnn  # pyright: ignore[reportMissingImports]
     except ImportError:
         return None
+    return jaxrnn_cudnn
+
+
+def _unavailable() -> str | None:
+    plugin = load()
+    if plugin is None:
+        return f"the jaxrnn_cudnn plugin is not installed or is disabled: {INSTALL}"
     try:
-        if jaxrnn_cudnn.available():
-            return jaxrnn_cudnn
-        reason = jaxrnn_cudnn.load_error()
+        reason = plugin.load_error()
     except Exception as e:  # a broken install must not take jaxrnn down with it
         reason = repr(e)
-    if jax.default_backend() == "gpu":  # on a CPU machine its absence is expected
-        warnings.warn(
-            f"jaxrnn_cudnn is installed but cannot run here ({reason}); using the XLA kernels",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return None
+    return None if reason is None else f"the jaxrnn_cudnn plugin cannot run here: {reason}"
 
 
 def supports(family: Family, call: Any) -> str | None:
@@ -65,6 +69,9 @@ def supports(family: Family, call: Any) -> str | None:
         return f"cuDNN runs {list(FAMILIES)}, not {family.name}"
     if jax.default_backend() != "gpu":
         return f"cuDNN runs on an NVIDIA GPU, the default backend is {jax.default_backend()}"
+    reason = _unavailable()
+    if reason is not None:
+        return reason
     reasons = {
         "lengths": (
             "lengths run on the XLA kernels (one direction per call here; "
@@ -93,9 +100,10 @@ def prefer(family: Family, call: Any) -> bool:
 
 
 def _layer(family: Family, params: Any, xs: Array, carry: Carry, reverse: bool):
+    reason = _unavailable()
     plugin = load()
-    if plugin is None:
-        raise ValueError(f"backend='cudnn' needs the jaxrnn_cudnn plugin and a CUDA GPU: {INSTALL}")
+    if reason is not None or plugin is None:
+        raise ValueError(f"backend='cudnn' cannot run: {reason}")
     lstm = family.name == LSTM.name
     h0, c0 = carry if lstm else (carry, None)
     x = xs[::-1] if reverse else xs
