@@ -265,6 +265,10 @@ def rnn(
     if has_proj and mode != "lstm":
         raise ValueError("weight_hr_l* (projection) is only valid for mode='lstm'")
     proj = int(np.shape(params["weight_hr_l0"])[0]) if has_proj else 0
+    if has_proj and not 0 < proj < h:
+        raise ValueError(
+            f"proj_size must be in [1, H={h}), got weight_hr_l0 {np.shape(params['weight_hr_l0'])}"
+        )
     shape = Shape(mode, i, h, layers, bidir, proj)
     for name, value in params.items():
         _dtype_code(jnp.result_type(value), name)
