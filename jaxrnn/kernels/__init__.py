@@ -23,7 +23,7 @@ from jax._src.core import Tracer as _Tracer  # pyright: ignore[reportPrivateImpo
 from jax._src.interpreters import ad as _ad
 
 from jaxrnn.families.base import Array, Carry, Family, Params
-from jaxrnn.kernels import fused, onednn, parallel, scan
+from jaxrnn.kernels import cudnn, fused, onednn, parallel, scan
 from jaxrnn.kernels.remat import checkpointed, remat_chunk
 
 
@@ -101,6 +101,11 @@ if onednn.load() is not None:  # the optional native plugin, found at import
     _KERNELS["onednn"] = Kernel(
         "onednn", onednn.supports, onednn.run, families=onednn.FAMILIES, prefer=onednn.prefer
     )
+if cudnn.load() is not None:  # the optional cuDNN plugin; it runs on a CUDA GPU only
+    _KERNELS["cudnn"] = Kernel(
+        "cudnn", cudnn.supports, cudnn.run, families=cudnn.FAMILIES, platforms=("gpu",),
+        prefer=cudnn.prefer,
+    )  # fmt: skip
 
 
 def register(kernel: Kernel) -> Kernel:
@@ -145,6 +150,10 @@ def select(family: Family, call: Call, backend: str = "auto") -> Kernel:
         raise ValueError(f"no kernel of the {family.name} family runs this call ({reasons})")
     if backend == "onednn" and backend not in _KERNELS:
         raise ValueError(f"backend='onednn' needs the jaxrnn_onednn plugin: {onednn.INSTALL}")
+    if backend == "cudnn" and backend not in _KERNELS:
+        raise ValueError(
+            f"backend='cudnn' needs the jaxrnn_cudnn plugin and a CUDA GPU: {cudnn.INSTALL}"
+        )
     if backend not in _KERNELS:
         raise ValueError(f"backend must be 'auto' or one of {names()}, got {backend!r}")
     if backend not in offered(family):
@@ -155,6 +164,8 @@ def select(family: Family, call: Call, backend: str = "auto") -> Kernel:
     reason = _KERNELS[backend].supports(family, call)
     if reason is not None:
         raise ValueError(f"backend={backend!r} cannot run this call: {reason}")
+    if backend == "cudnn":  # named: a cuDNN failure raises instead of falling back
+        return _KERNELS[backend]._replace(run=cudnn.run_strict)
     return _KERNELS[backend]
 
 
