@@ -17,6 +17,9 @@ from jaxrnn import cells
 from jaxrnn.params import Layout, init_params, layer_params
 from jaxrnn.scan import remat_chunk, scan
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 T, B, I, H = 10, 3, 4, 6
 
 

@@ -22,6 +22,9 @@ import jaxrnn
 import jaxrnn.nnx
 from jaxrnn.interop import from_torch
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 torch = pytest.importorskip("torch")
 
 T, I, H = 100_000, 4, 8
