@@ -24,6 +24,9 @@ import jaxrnn.linen
 import jaxrnn.nnx
 import jaxrnn.training
 
+# the pages' float32 checks (e.g. against torch) mean full float32, also on a GPU
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 FENCE = re.compile(

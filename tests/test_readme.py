@@ -5,6 +5,9 @@ from pathlib import Path
 
 import pytest
 
+# the pages' float32 checks (e.g. against torch) mean full float32, also on a GPU
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
