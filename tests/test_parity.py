@@ -23,7 +23,7 @@ from conftest import (
 )
 
 import jaxrnn
-from jaxrnn import cells, kernels
+from jaxrnn import cells
 from jaxrnn.interop import from_torch
 from jaxrnn.params import layer_params
 
