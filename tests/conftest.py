@@ -7,8 +7,15 @@ error, the worst gradient error and how many cases each covers.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 from collections import defaultdict
+
+# On a GPU, JAX takes 75% of its memory at the first computation; with pytest-xdist's
+# workers (and the tests that start a subprocess) each would try to, and all but the first
+# fail. Taking memory as needed costs these small tests nothing. Set before any computation.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +34,48 @@ except ImportError:  # the tests that need torch skip themselves
 KINDS = ("rnn_tanh", "rnn_relu", "lstm", "lstm_proj", "gru")
 
 _ERRORS: dict[str, list[tuple[float, str]]] = defaultdict(list)
+
+
+ON_CPU = jax.default_backend() == "cpu"
+"""Whether the tests run on the CPU; the oneDNN plugin runs there only."""
+
+
+def onednn_runs() -> bool:
+    """Whether the jaxrnn_onednn kernel is registered and can run here (the CPU only)."""
+    return ON_CPU and "onednn" in jaxrnn.kernels.names()
+
+
+@contextlib.contextmanager
+def full_float32():
+    """Float32 matmuls and convolutions at full precision, in JAX and in torch, inside the block.
+
+    On NVIDIA GPUs from Ampere on, XLA (and torch's cuDNN) run float32 matmuls as TF32 by
+    default: inputs rounded to a 10-bit mantissa (unit roundoff 2^-11, about 4.9e-4), so a
+    length-7 recurrence of width 6 already drifts ~1e-3 from torch on the CPU, a hundred times
+    the 1e-5 that float32 parity checks allow. A test that compares with torch, float64 or
+    finite differences in float32 means float32, so it asks for it here, not through a
+    global flag. jit caches key on this setting, so nothing compiled at TF32 is reused.
+    Changes nothing on the CPU, where float32 is always full.
+    """
+    saved = None
+    if torch is not None:
+        saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    try:
+        with jax.default_matmul_precision("highest"):
+            yield
+    finally:
+        if saved is not None:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+@pytest.fixture
+def float32_matmuls():
+    """:func:`full_float32` around one test; modules that compare with an independent
+    reference in float32 use it with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    with full_float32():
+        yield
 
 
 def record(kind: str, error: float, case: str) -> None:

@@ -25,6 +25,9 @@ import jaxrnn.nnx
 import jaxrnn.params
 from jaxrnn.interop import from_torch
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 torch = pytest.importorskip("torch")
 
 I, H, T, B = 4, 6, 5, 3

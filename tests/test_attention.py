@@ -11,6 +11,9 @@ import jaxrnn.linen
 import jaxrnn.nnx
 from jaxrnn import attention
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 
 def _np_attention(scores, keys, lengths):
     """Per-sequence softmax over the valid prefix, loops in float64."""

@@ -19,6 +19,9 @@ import pytest
 from jaxrnn import families, kernels
 from jaxrnn.params import Layout, init_params, layer_params
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 T, B, I, H = 6, 3, 3, 4
 SPATIAL = (4, 4)  # for families whose inputs are images
 LENGTHS = np.array([6, 2, 4])

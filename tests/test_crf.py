@@ -13,6 +13,9 @@ import pytest
 
 from jaxrnn import crf
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 TAGS = ["O", "B-a", "I-a", "B-b", "I-b"]
 METHODS = ("scan", "parallel")
 

@@ -8,6 +8,9 @@ import pytest
 
 import jaxrnn
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 T, B, I, H = 6, 3, 4, 5
 
 

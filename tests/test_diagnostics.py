@@ -9,6 +9,9 @@ from jaxrnn import cells
 from jaxrnn.params import Layout, init_params, layer_params
 from jaxrnn.training.diagnostics import gradient_flow, plot_gradient_flow
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 T, B, I, H = 6, 2, 3, 4
 
 

@@ -24,6 +24,9 @@ import jaxrnn.linen
 import jaxrnn.nnx
 import jaxrnn.training
 
+# the pages' float32 checks (guides/from-pytorch.md: 1e-5 against torch) mean full float32
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 FENCE = re.compile(

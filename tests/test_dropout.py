@@ -14,6 +14,9 @@ from jaxrnn.dropout import dropout_mask, variational
 from jaxrnn.params import Layout, init_params, layer_params
 from jaxrnn.scan import scan
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 T, B, I, H = 7, 3, 4, 5
 
 

@@ -23,6 +23,9 @@ import jaxrnn
 import jaxrnn.linen
 import jaxrnn.nnx
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 torch = pytest.importorskip("torch")
 
 I, H, T, B, RATE = 3, 8, 20, 32, 0.3

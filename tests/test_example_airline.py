@@ -14,6 +14,9 @@ pytest.importorskip("orbax.checkpoint")
 
 from examples import airline
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 TINY = ["--hidden", "8", "--members", "2", "--lr", "1e-2", "--eval-every", "10"]
 
 

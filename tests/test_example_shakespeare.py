@@ -13,6 +13,9 @@ pytest.importorskip("orbax.checkpoint")
 
 from examples import shakespeare
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 TINY = ["--hidden", "32", "--embed", "8", "--batch-size", "8", "--chunk", "32", "--lr", "1e-2",
         "--eval-every", "10", "--sample-chars", "40", "--prompt", "KING:"]  # fmt: skip
 

@@ -20,6 +20,9 @@ from jaxrnn import families, kernels
 from jaxrnn.interop import from_torch
 from jaxrnn.params import Layout, init_params, layer_params
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 T, B, I, H = 6, 3, 3, 4
 
 

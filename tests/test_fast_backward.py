@@ -14,6 +14,9 @@ import pytest
 from jaxrnn import families, kernels
 from jaxrnn.params import Layout, init_params, layer_params
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 T, B, I, H, P = 7, 3, 4, 5, 3
 LENGTHS = np.array([7, 2, 5])
 

@@ -34,6 +34,9 @@ from jaxrnn.training import (
     skipped_steps,
 )
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -33,6 +33,9 @@ from hypothesis import strategies as st
 import jaxrnn
 from jaxrnn.interop import from_torch
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 torch = pytest.importorskip("torch")
 
 TOL = {"float32": 2e-5, "float64": 1e-12}

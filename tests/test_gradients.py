@@ -16,6 +16,9 @@ from conftest import KINDS, config, jax_fn, random_data, record, torch_module, t
 
 from jaxrnn.interop import from_torch
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 torch = pytest.importorskip("torch")
 
 RTOL = 1e-4

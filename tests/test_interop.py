@@ -14,6 +14,9 @@ import jaxrnn.linen
 from jaxrnn.interop import from_torch, to_torch
 from jaxrnn.params import Layout, init_params
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 torch = pytest.importorskip("torch")
 
 CONFIGS = [

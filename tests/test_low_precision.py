@@ -21,6 +21,9 @@ from jaxrnn.interop import from_torch
 
 torch = pytest.importorskip("torch")
 
+# Not pinned to full float32 (float32_matmuls): the operands are bf16/fp16 values, which TF32
+# (a GPU's float32 default) does not touch, and the tolerance is the dtype's own eps.
+
 EPS = {"bfloat16": 2.0**-8, "float16": 2.0**-11}
 
 

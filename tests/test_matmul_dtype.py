@@ -24,6 +24,9 @@ import jaxrnn.nnx
 from jaxrnn import cells, families, kernels
 from jaxrnn.interop import from_torch
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 torch = pytest.importorskip("torch")
 
 TOL = 1e-2  # norm of the error relative to the reference's (at least 1)

@@ -13,6 +13,9 @@ import jaxrnn.nnx
 from jaxrnn.interop import from_torch
 from jaxrnn.params import Layout, init_params
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 torch = pytest.importorskip("torch")
 
 MODE = {"rnn_tanh": "rnn", "rnn_relu": "rnn", "lstm": "lstm", "lstm_proj": "lstm", "gru": "gru"}

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from conftest import (
     KINDS,
+    ON_CPU,
     config,
     jax_forward,
     max_abs_diff,
@@ -30,6 +31,14 @@ from conftest import (
 
 from jaxrnn.interop import from_torch
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
+if not ON_CPU:  # before JAXRNN_REQUIRE_ONEDNN: a GPU machine runs the XLA kernels, by design
+    pytest.skip(
+        f"the oneDNN plugin runs on the CPU only; JAX runs on {jax.default_backend()} here",
+        allow_module_level=True,
+    )
 if os.environ.get("JAXRNN_REQUIRE_ONEDNN", "") in ("", "0"):
     jaxrnn_onednn = pytest.importorskip("jaxrnn_onednn")
 else:

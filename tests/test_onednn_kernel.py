@@ -16,13 +16,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import config, jax_fn, random_data, torch_module
+from conftest import config, jax_fn, onednn_runs, random_data, torch_module
 
 from jaxrnn import families, kernels
 from jaxrnn.interop import from_torch
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 torch = pytest.importorskip("torch")
-native = pytest.mark.skipif("onednn" not in kernels.names(), reason="jaxrnn_onednn is absent")
+native = pytest.mark.skipif(
+    not onednn_runs(), reason="jaxrnn_onednn is absent, or this is not a CPU (it runs there only)"
+)
 
 
 @native

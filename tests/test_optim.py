@@ -10,6 +10,9 @@ import jaxrnn
 from jaxrnn.params import Layout, init_params
 from jaxrnn.training import make_train_step, optimizer
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 
 def _exploding_elman():
     # A relu Elman RNN whose recurrent weights sit just past the edge of stability: the

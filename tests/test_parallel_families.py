@@ -18,6 +18,9 @@ import pytest
 from jaxrnn.families import lru, mingru, minlstm, rglru
 from jaxrnn.kernels.parallel import METHODS, linear_recurrence
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 TOL = 1e-5
 T, B = 7, 3
 

@@ -15,6 +15,7 @@ from conftest import (
     config,
     jax_forward,
     max_abs_diff,
+    onednn_runs,
     random_data,
     record,
     torch_forward,
@@ -22,9 +23,12 @@ from conftest import (
 )
 
 import jaxrnn
-from jaxrnn import cells, kernels
+from jaxrnn import cells
 from jaxrnn.interop import from_torch
 from jaxrnn.params import layer_params
+
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
 
 pytest.importorskip("torch")
 
@@ -140,7 +144,9 @@ def test_cells_through_the_generic_loop_match_torch(kind, layers, bidir, lengths
 NATIVE_CASES = [c for c in CASES if not c[-1]]  # oneDNN has no lengths: those run on XLA
 
 
-@pytest.mark.skipif("onednn" not in kernels.names(), reason="the jaxrnn_onednn plugin is absent")
+@pytest.mark.skipif(
+    not onednn_runs(), reason="the jaxrnn_onednn plugin is absent, or this is not a CPU"
+)
 @pytest.mark.parametrize("case", NATIVE_CASES, ids=case_id)
 def test_native_kernel_forward_matches_torch(case):
     """The same matrix (without lengths) on ``backend="onednn"``."""
@@ -154,3 +160,48 @@ def test_native_kernel_forward_matches_torch(case):
     errors = [max_abs_diff(g, w) for g, w in zip(got, want, strict=True) if w is not None]
     record("forward (onednn kernel)", max(errors), case_id(case))
     assert max(errors) <= TOL, errors
+
+
+MUTATIONS = {
+    # torch's row blocks of weight_hh: LSTM (i, f, g, o), GRU (r, z, n)
+    "lstm forget gate x(1+1e-3)": ("lstm", lambda w, H: _scale_rows(w, H, 2 * H, 1 + 1e-3)),
+    "gru reset gate x(1+1e-3)": ("gru", lambda w, H: _scale_rows(w, 0, H, 1 + 1e-3)),
+    "lstm input and forget gates swapped": (
+        "lstm",
+        lambda w, H: np.concatenate([w[H : 2 * H], w[:H], w[2 * H :]]),
+    ),
+}
+
+
+def _scale_rows(w, start, stop, factor):
+    w = np.array(w)
+    w[start:stop] *= factor
+    return w
+
+
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+def test_the_parity_tolerance_catches_a_broken_gate(mutation):
+    """The check of ``test_forward_matches_torch`` fails on a gate broken on purpose.
+
+    One gate's recurrent weights off by a relative 1e-3 moves the output by 6.8e-5 (LSTM
+    forget gate) and 3.7e-4 (GRU reset gate) on the CPU: 7x and 37x ``TOL``. That is below
+    the ~1e-3 that TF32 matmuls (a GPU's default) put between jaxrnn and torch here, so a
+    tolerance loosened to TF32 would pass it; pinned to full float32 (``float32_matmuls``,
+    this module's mark) the check catches it on every platform.
+    """
+    kind, mutate = MUTATIONS[mutation]
+    cfg = config(kind)
+    m = torch_module(cfg, seed=0)
+    x, hx, _ = random_data(cfg, np.random.default_rng(0))
+    want = torch_forward(m, cfg, x, hx, None)
+
+    def error(params):
+        got = jax_forward(cfg, params, x, hx, None)
+        return max(max_abs_diff(g, w) for g, w in zip(got, want, strict=True) if w is not None)
+
+    params = dict(from_torch(m))
+    assert error(params) <= TOL  # the same check passes on the true weights...
+    params["weight_hh_l0"] = jnp.asarray(mutate(params["weight_hh_l0"], cfg.hidden_size))
+    broken = error(params)
+    record("forward (broken gate, must exceed 1e-5)", broken, mutation)
+    assert broken > TOL, broken  # ...and fails on the broken gate

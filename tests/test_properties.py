@@ -18,6 +18,9 @@ from hypothesis import strategies as st
 
 from jaxrnn.interop import from_torch
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 pytest.importorskip("torch")
 
 # Sizes are kept in small ranges so that hypothesis's examples share compiled scans.

@@ -17,6 +17,9 @@ from jaxrnn import cells
 from jaxrnn.params import Layout, init_params, layer_params
 from jaxrnn.scan import remat_chunk, scan
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 T, B, I, H = 10, 3, 4, 6
 
 
@@ -107,11 +110,14 @@ def test_activation_memory_is_sublinear():
     """
     p = init_params(jax.random.PRNGKey(0), Layout("lstm", 8, 32))
     temp = {}
-    for steps in (256, 1024):
+    for steps in (8, 256, 1024):
         x = jnp.zeros((steps, 4, 8))
         for remat in (None, True):
             step = jax.jit(jax.grad(lambda p, x, r=remat: jaxrnn.lstm(p, x, remat=r)[0].sum()))
             temp[steps, remat] = step.lower(p, x).compile().memory_analysis().temp_size_in_bytes
+    # What grows with T: less the T=8 compile's, which holds what does not (on a GPU that is
+    # mostly cuBLAS workspace, megabytes, more than these activations)
+    temp = {(t, r): v - temp[8, r] for (t, r), v in temp.items() if t != 8}
     assert temp[1024, None] > 3.5 * temp[256, None]  # linear in T
     assert temp[1024, True] < temp[1024, None] / 4
     assert temp[1024, None] / temp[1024, True] > temp[256, None] / temp[256, True]

@@ -29,6 +29,9 @@ import jaxrnn.nnx
 from jaxrnn.interop import from_torch, to_torch
 from jaxrnn.params import Layout, init_params
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 torch = pytest.importorskip("torch")
 
 TOL = 1e-5

@@ -17,6 +17,9 @@ import jaxrnn.nnx
 from jaxrnn import families
 from jaxrnn.params import Layout, init_params
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 T, B, I, H = 9, 3, 3, 4
 VECTOR_FAMILIES = [n for n in families.names() if families.get(n).feature_ndim == 1]
 LINEAR_FAMILIES = [n for n in families.names() if families.get(n).linear is not None]

@@ -11,6 +11,9 @@ from jaxrnn.params import Layout, init_params, layer_params
 from jaxrnn.scan import scan
 from jaxrnn.training.tbptt import carry_over, reset_carry, stream_batches, tbptt_scan
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 T, B, I, H, K = 12, 3, 2, 5, 4
 
 

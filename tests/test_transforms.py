@@ -9,6 +9,9 @@ from conftest import config, jax_fn, jax_forward, random_data, torch_forward, to
 
 from jaxrnn.interop import from_torch
 
+# float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
+pytestmark = pytest.mark.usefixtures("float32_matmuls")
+
 torch = pytest.importorskip("torch")
 
 
