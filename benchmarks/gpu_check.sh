@@ -9,7 +9,8 @@
 # whole check fits in about 8 minutes; TESTS="tests/test_x.py ..." narrows the test run and
 # STAGES="build tests bench families" picks stages. Wheels for packages the machine lacks can
 # be put in .whl/ (they are installed into /tmp/site first). Outputs land in OUT_DIR
-# (default runs/gpu_check): build.log, tests.log, gpu.json/.md, families.json/.md/.png.
+# (default runs/gpu_check): build.log, cudnn_tests.log, tests.log, gpu.json/.md,
+# families.json/.md/.png.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-${OUT:-runs/gpu_check}}"
@@ -37,16 +38,23 @@ if has build; then
   "$py" -m pip install --no-build-isolation --no-deps -v plugins/cudnn >"$out/build.log" 2>&1
   echo "pip install plugins/cudnn: exit $? in $((SECONDS - start)) s"
   tail -n 5 "$out/build.log"
-  "$py" -c "import jaxrnn_cudnn as c; print('jaxrnn_cudnn available:', c.available(), c.load_error() or '')"
+  stamp "plugin self-check"
+  timeout -k 10 "${SELFCHECK_BUDGET:-120}" "$py" -m jaxrnn_cudnn.selfcheck
+  echo "selfcheck exit $?"
 fi
 
 if has tests; then
   stamp "tests (budget ${TEST_BUDGET:-200} s)"
+  JAXRNN_REQUIRE_CUDNN=1 timeout -k 10 "${CUDNN_TEST_BUDGET:-120}" "$py" -m pytest -q \
+    -p no:cacheprovider -rfEs tests/test_cudnn.py >"$out/cudnn_tests.log" 2>&1
+  echo "pytest tests/test_cudnn.py exit $?"
+  grep -E "^(FAILED|ERROR)" "$out/cudnn_tests.log" | head -n 40
+  tail -n 3 "$out/cudnn_tests.log"
   par=()
   if "$py" -c "import xdist" 2>/dev/null; then par=(-n "${WORKERS:-12}"); fi
   # shellcheck disable=SC2086
   JAXRNN_REQUIRE_CUDNN=1 timeout -k 10 "${TEST_BUDGET:-200}" "$py" -m pytest -q -p no:cacheprovider \
-    "${par[@]}" -m "${MARKERS:-not slow}" -rfE ${TESTS:-} >"$out/tests.log" 2>&1
+    "${par[@]}" -m "${MARKERS:-not slow}" -rfE --ignore=tests/test_cudnn.py ${TESTS:-} >"$out/tests.log" 2>&1
   echo "pytest exit $?"
   grep -E "^(FAILED|ERROR)" "$out/tests.log" | head -n 60
   tail -n 3 "$out/tests.log"
@@ -62,8 +70,7 @@ fi
 if has families; then
   stamp "families table (budget ${FAMILIES_BUDGET:-60} s)"
   timeout -k 10 "${FAMILIES_BUDGET:-60}" "$py" -m benchmarks.families_table \
-    --steps 1024 4096 16384 --reps 3 --out "$out" >"$out/families.log" 2>&1
-  echo "families_table exit $?"
-  tail -n 30 "$out/families.md" 2>/dev/null || tail -n 20 "$out/families.log"
+    --steps 1024 4096 16384 --reps 3 --out "$out" 2>&1 | tail -n 40
+  echo "families_table exit ${PIPESTATUS[0]}"
 fi
 stamp "done"
