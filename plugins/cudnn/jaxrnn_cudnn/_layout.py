@@ -8,7 +8,7 @@ so ``weight_ih`` splits into per-gate row blocks that go in unchanged; double-bi
 keeps ``bias_ih`` and ``bias_hh`` apart as torch does.
 
 On a GPU the offsets are cuDNN's own (asked through the library at trace time); the
-:func:`canonical` layout (per pseudo-layer: matrices by id, then biases by id, no padding)
+:func:`canonical` layout (all matrices by pseudo-layer and id, then all biases, no gaps)
 is what this module assumes without one, for the CPU-side round-trip tests, and a GPU test
 checks that cuDNN agrees with it.
 """
@@ -99,8 +99,10 @@ def pieces(shape: Shape, table: np.ndarray, *, bias: bool = True) -> list[Piece]
 
 
 def canonical(shape: Shape) -> tuple[np.ndarray, int]:
-    """The assumed layout ``(table (L*D, n_lin, 4), total elements)``: per pseudo-layer the
-    matrices in id order, then the biases in id order, packed without gaps."""
+    """The assumed layout ``(table (L*D, n_lin, 4), total elements)``: first every matrix of
+    the stack (pseudo-layer by pseudo-layer, ids in order), then every bias in the same order,
+    packed without gaps. cuDNN 9.19 on an H200 reported exactly this (all matrices before any
+    bias), not biases after each pseudo-layer's matrices."""
     g, h = GATES[shape.mode], shape.hidden
     table = np.full((shape.layers * shape.dirs, shape.n_lin, 4), -1, np.int64)
     table[..., 1] = 0
@@ -114,9 +116,10 @@ def canonical(shape: Shape) -> tuple[np.ndarray, int]:
             for lin, size in enumerate(sizes):
                 row[lin, 0], row[lin, 1] = pos, size
                 pos += size
-            for lin in range(2 * g):
-                row[lin, 2], row[lin, 3] = pos, h
-                pos += h
+    for row in table:
+        for lin in range(2 * g):
+            row[lin, 2], row[lin, 3] = pos, h
+            pos += h
     return table, pos
 
 
