@@ -269,6 +269,16 @@ def stack(
     if variational:
         # fold_in keeps the between-layer dropout's keys what they are without this option
         vkeys = jax.random.split(jax.random.fold_in(key, 1), (len(layers), directions))  # type: ignore[arg-type]
+    between = opts.dropout > 0.0 and key is not None and len(layers) > 1
+    if kernel.run_stack is not None and not (variational or between or opts.remat):
+        try:
+            x, finals = kernel.run_stack(family, layers, x, carries)
+        except (RuntimeError, ValueError):
+            if opts.backend != "auto":
+                raise
+            # under "auto" the layer-by-layer loop below runs it, falling back to XLA there
+        else:
+            return (jnp.swapaxes(x, 0, 1) if batch_first else x), finals
     finals = []
     for k, (layer, layer_carries) in enumerate(zip(layers, carries, strict=True)):
         outs, layer_finals = [], []

@@ -395,7 +395,7 @@ def test_parity_with_scan_full_float32(kind, layers, bidir, with_lengths):
 @needs_gpu
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_jaxrnn_backend_cudnn(kind):
-    """jaxrnn's own functions with backend='cudnn' (one layer-direction a call) match scan."""
+    """jaxrnn's own functions with backend='cudnn' (the whole stack in one call) match scan."""
     cfg, params = _params(kind, 2, True)
     x, hx, _ = random_data(cfg, np.random.default_rng(2))
     hx = tuple(map(jnp.asarray, hx)) if cfg.is_lstm else jnp.asarray(hx)
@@ -409,6 +409,23 @@ def test_jaxrnn_backend_cudnn(kind):
             assert max_abs_diff(a, b) < TOL
     for a, b in zip(jax.tree.leaves(g_got), jax.tree.leaves(g_want), strict=True):
         assert max_abs_diff(a, b) < 4 * TOL * max(1.0, float(np.max(np.abs(np.asarray(b)))))
+
+
+@needs_gpu
+def test_whole_stack_is_one_cudnn_call_unless_dropout_needs_layers():
+    """Without dropout the stack runs as torch runs it: one forward and one backward call for
+    all layers and directions; dropout between layers needs the layer-by-layer loop."""
+    cfg, params = _params("lstm", 3, True)
+    x = jnp.ones((6, 2, cfg.input_size), jnp.float32)
+
+    def hlo(**opts):
+        f = jax.jit(jax.grad(lambda p: jaxrnn.lstm(p, x, backend="cudnn", **opts)[0].sum()))
+        return f.lower(params).as_text()
+
+    text = hlo()
+    assert text.count("jaxrnn_cudnn_forward") == 1 and text.count("jaxrnn_cudnn_backward") == 1
+    text = hlo(dropout=0.5, key=jax.random.key(0))
+    assert text.count("jaxrnn_cudnn_forward") == 3 * 2  # one per layer-direction
 
 
 def _float64_reference(cfg, seed, x, hx):

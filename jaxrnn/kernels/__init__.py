@@ -51,6 +51,9 @@ class Kernel(NamedTuple):
     families: tuple[str, ...] | None = None
     platforms: tuple[str, ...] | None = None  # where "auto" takes it (None: everywhere)
     prefer: Callable[[Family, Call], bool] | None = None  # when "auto" takes it (None: always)
+    # Runs a whole stack in one call (``(family, layers, xs, carries) -> (ys, finals)``), as
+    # cuDNN does; ``functional.stack`` takes it when no dropout or remat needs layer control.
+    run_stack: Callable[..., tuple[Array, list]] | None = None
 
 
 def _no_recurrent_dropout(family: Family, call: Call) -> str | None:
@@ -104,7 +107,7 @@ if onednn.load() is not None:  # the optional native plugin, found at import
 if cudnn.load() is not None:  # the optional cuDNN plugin; it runs on a CUDA GPU only
     _KERNELS["cudnn"] = Kernel(
         "cudnn", cudnn.supports, cudnn.run, families=cudnn.FAMILIES, platforms=("gpu",),
-        prefer=cudnn.prefer,
+        prefer=cudnn.prefer, run_stack=cudnn.run_stack,
     )  # fmt: skip
 
 

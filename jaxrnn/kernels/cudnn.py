@@ -3,9 +3,10 @@
 
 When the plugin is installed (and ``JAXRNN_DISABLE_CUDNN`` is not set), importing
 :mod:`jaxrnn.kernels` registers the ``"cudnn"`` kernel for the Elman, LSTM and GRU
-families; it runs where JAX's default backend is a CUDA GPU and the plugin loads there. It
-runs one layer-direction per call (a reverse direction is the forward kernel on the
-time-reversed sequence), float32, reverse-mode differentiation (``custom_vjp`` over cuDNN's
+families; it runs where JAX's default backend is a CUDA GPU and the plugin loads there. A
+whole stack runs in one cuDNN call as ``torch.nn`` runs it (:func:`run_stack`); with dropout
+between layers or ``remat`` it runs one layer-direction per call (a reverse direction is the
+forward kernel on the time-reversed sequence). float32, reverse-mode differentiation (``custom_vjp`` over cuDNN's
 training forward and backward), TF32 by default as torch and XLA on the GPU, full float32
 under ``jax.default_matmul_precision("highest")``. ``backend="auto"`` does not take it yet
 (no GPU measurement has said where it wins); ``backend="cudnn"`` forces it. If cuDNN refuses
@@ -112,6 +113,44 @@ def _layer(family: Family, params: Any, xs: Array, carry: Carry, reverse: bool):
     )
     ys = ys[::-1] if reverse else ys
     return ((h_n[0], c_n[0]) if lstm else h_n[0]), ys
+
+
+def run_stack(
+    family: Family, layers: list[list[Any]], xs: Array, carries: list[list[Carry]]
+) -> tuple[Array, list[list[Carry]]]:
+    """A whole stack (every layer and direction) in one cuDNN call, as ``torch.nn`` runs it:
+    ``xs (T, B, I) -> (ys (T, B, D*O), finals nested like carries)``.
+
+    One call lets cuDNN overlap the layers and keeps the backward to one call too; it is what
+    :func:`jaxrnn.functional.stack` takes for this kernel when no dropout and no ``remat``
+    ask for layer-by-layer control. Any failure raises (a trace-time refusal under "auto" is
+    caught by the caller, which then runs layer by layer).
+    """
+    reason = _unavailable()
+    plugin = load()
+    if reason is not None or plugin is None:
+        raise ValueError(f"backend='cudnn' cannot run: {reason}")
+    lstm = family.name == LSTM.name
+    flat = {}
+    for k, layer in enumerate(layers):
+        for d, p in enumerate(layer):
+            suffix = f"_l{k}" + ("_reverse" if d else "")
+            flat.update({f"{name}{suffix}": v for name, v in p.items()})
+    pairs = [c for layer in carries for c in layer]
+    if lstm:
+        hx = (jnp.stack([c[0] for c in pairs]), jnp.stack([c[1] for c in pairs]))
+    else:
+        hx = jnp.stack(pairs)
+    ys, state = plugin.rnn(family.name, flat, xs, hx)
+    dirs = len(layers[0])
+    finals = [
+        [
+            (state[0][k * dirs + d], state[1][k * dirs + d]) if lstm else state[k * dirs + d]
+            for d in range(dirs)
+        ]
+        for k in range(len(layers))
+    ]
+    return ys, finals
 
 
 def run_strict(family: Family, params: Any, xs: Array, carry: Carry, *, reverse: bool = False,
