@@ -8,6 +8,7 @@ error, the worst gradient error and how many cases each covers.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import defaultdict
 
 import jax
@@ -37,6 +38,21 @@ def record(kind: str, error: float, case: str) -> None:
 def pytest_configure(config):
     # torch's own notice that oneDNN has no projected LSTM; it falls back to its reference path
     config.addinivalue_line("filterwarnings", "ignore:LSTM with projections:UserWarning")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_user_wisdom(tmp_path_factory):
+    """Run the suite on the built-in rules: a wisdom table in the user's cache (``python -m
+    jaxrnn.tune``) would change which kernel ``backend="auto"`` takes in the tests."""
+    saved = {k: os.environ.get(k) for k in ("JAXRNN_WISDOM", "JAXRNN_AUTOTUNE")}
+    os.environ["JAXRNN_WISDOM"] = str(tmp_path_factory.mktemp("wisdom") / "none.json")
+    os.environ.pop("JAXRNN_AUTOTUNE", None)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(autouse=True, scope="module")
