@@ -241,12 +241,13 @@ def choose(
 
 
 def _choose(family: Family, call: Call, backend: str, unroll: int | bool | str) -> Choice:
-    check_unroll(unroll)
+    checked = check_unroll(unroll)
+    fixed = None if isinstance(checked, str) else checked  # None: "auto"
     if not isinstance(backend, str):
         raise TypeError(f"backend must be a string, got {type(backend).__name__}")
     named = None if backend == "auto" else _named(family, call, backend)
-    if named is not None and unroll != "auto":
-        return Choice(named, unroll, f"backend={backend!r} and unroll={unroll!r} as given")
+    if named is not None and fixed is not None:
+        return Choice(named, fixed, f"backend={backend!r} and unroll={unroll!r} as given")
     platform = jax.default_backend()
     for entry, how in wisdom.lookup(family.name, call, platform):
         times = {}
@@ -257,7 +258,7 @@ def _choose(family: Family, call: Call, backend: str, unroll: int | bool | str) 
                 continue  # no longer installed, or another family's
             if named is not None and kernel is not named:
                 continue
-            if unroll != "auto" and kernel.unrolled and u != unroll:
+            if fixed is not None and kernel.unrolled and u != fixed:
                 continue
             if kernel.supports(family, call) is None:
                 times[kernel_name, u] = seconds
@@ -266,7 +267,7 @@ def _choose(family: Family, call: Call, backend: str, unroll: int | bool | str) 
             shape = "B{batch} T{steps} H{hidden} L{layers} D{directions}".format(**entry)
             return Choice(
                 _KERNELS[kernel_name],
-                u if unroll == "auto" else unroll,
+                u if fixed is None else fixed,
                 f"wisdom, {how} entry ({shape}): {kernel_name} with unroll {u} took "
                 f"{times[kernel_name, u] * 1e3:.3g} ms, fastest of {len(times)} that run it",
             )
@@ -282,8 +283,9 @@ def _choose(family: Family, call: Call, backend: str, unroll: int | bool | str) 
 def by_rules(family: Family, call: Call, unroll: int | bool | str = "auto") -> Choice:
     """What ``"auto"`` runs ``call`` on by the platform's built-in rules alone (no table)."""
     platform = jax.default_backend()
+    checked = check_unroll(unroll)
     kernel = _by_rules(family, call, platform)
-    chosen = rules.unroll(platform) if unroll == "auto" else unroll
+    chosen = rules.unroll(platform) if isinstance(checked, str) else checked
     return Choice(
         kernel, chosen, f"built-in {platform} rules ({kernel.name}, unroll {chosen}); no "
         "wisdom entry",
