@@ -12,7 +12,7 @@ A table changes which kernel runs, and so results change at the rounding level o
 kernel computes the same recurrence); with a given table the choice is deterministic.
 
 Examples:
-    Tune the standard grid, then a shape of your own (family:B,T,I,H[,L][,bi][,dtype]):
+    Tune the standard grid, then a shape of your own (``family:B,T,I,H[,L][,bi][,dtype]``):
 
     ```
     python -m jaxrnn.tune

@@ -6,12 +6,13 @@ layers, directions, dtype, ``matmul_dtype``, training (a gradient step) or infer
 the environment (platform, device kind: the CPU model and core count or the GPU name, the
 jax, jaxlib and plugin versions). :func:`jaxrnn.kernels.choose` takes the fastest candidate
 that can run the call from the entry with the exact signature, else from the nearest one
-measured in the same environment (:data:`NEAREST_MAX`), else the built-in rules
+measured in the same environment (``NEAREST_MAX``), else the built-in rules
 (:mod:`jaxrnn.kernels.rules`).
 
 The table is JSON at ``$JAXRNN_WISDOM``, or ``$XDG_CACHE_HOME/jaxrnn/wisdom.json``
 (``~/.cache/jaxrnn/wisdom.json``). It is written atomically (a temporary file renamed over
-it), so concurrent writers never corrupt it (the last one wins an entry). A corrupt or
+it), so concurrent writers never corrupt it (two recording at the same instant may lose one
+of their new entries, which is then measured again). A corrupt or
 unreadable file, malformed entries and entries from other versions are ignored with one
 warning each, never an error. Measuring happens only when asked: ``python -m jaxrnn.tune``,
 or ``JAXRNN_AUTOTUNE=1``, which times a signature missing from the table when a layer is
@@ -193,7 +194,7 @@ def _distance(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
 def lookup(family: str, call: Any, platform: str) -> Iterator[tuple[dict[str, Any], str]]:
     """The entries that speak for ``call``, best first, each with how it matched: the exact
     signature, then the nearest measured ones of the same family, directions, dtypes and
-    mode on this platform, device and versions (within :data:`NEAREST_MAX`)."""
+    mode on this platform, device and versions (within ``NEAREST_MAX``)."""
     entries = load()
     if not entries:
         return
