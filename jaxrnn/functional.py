@@ -314,6 +314,9 @@ def stack(
     return x, finals
 
 
+_AUTOTUNED: set[str] = set()
+
+
 def _autotune(family: Family, call: kernels.Call, layers: Any, x: Array, carries: Any) -> None:
     """Time every candidate for ``call``'s signature and record the winner (JAXRNN_AUTOTUNE=1).
 
@@ -321,8 +324,10 @@ def _autotune(family: Family, call: kernels.Call, layers: Any, x: Array, carries
     abstract shapes and run on concrete random inputs of the call's shapes and dtypes.
     """
     platform = jax.default_backend()
-    if wisdom.find(family.name, call, platform) is not None:
+    signature = repr((str(wisdom.path()), sorted(wisdom.signature(family.name, call).items())))
+    if signature in _AUTOTUNED or wisdom.find(family.name, call, platform) is not None:
         return
+    _AUTOTUNED.add(signature)  # once per process, even if the table cannot be written
     plain = call._replace(lengths=False, resets=False, recurrent_dropout=False)
     shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), (layers, x, carries))
     leaves, tree = jax.tree.flatten(shapes)
