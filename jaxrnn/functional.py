@@ -11,7 +11,9 @@ Keyword options shared by every layer (:class:`Options`):
 * ``input_dropout``, ``recurrent_dropout``: variational dropout (Gal & Ghahramani 2016): one
   mask per sequence, layer and direction, shared by all steps, on each layer's input and on
   ``h`` where it enters the recurrence (with a ``key``; see :mod:`jaxrnn.dropout`).
-* ``unroll``: ``lax.scan``'s unroll.
+* ``unroll``: ``lax.scan``'s unroll; ``"auto"`` (the default) takes it with the kernel, from
+  a wisdom table measured on the machine or the platform's rules (:func:`jaxrnn.kernels.choose`,
+  ``python -m jaxrnn.tune``). An int or bool is used as given.
 * ``remat``: a chunk length, or ``True`` for ``ceil(√T)``: checkpoints each layer's loop in
   chunks, activation memory ``O(T / chunk + chunk)`` steps instead of ``O(T)``.
 * ``matmul_dtype``: e.g. ``jnp.bfloat16``: matmul operands in that dtype, sums in ``x``'s
@@ -23,6 +25,7 @@ Keyword options shared by every layer (:class:`Options`):
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
@@ -44,6 +47,7 @@ from jaxrnn.families.lstm import LSTM
 from jaxrnn.families.mingru import MINGRU
 from jaxrnn.families.minlstm import MINLSTM
 from jaxrnn.families.rglru import RGLRU
+from jaxrnn.kernels import wisdom
 from jaxrnn.params import Layout, layer_params, layout_of
 
 
@@ -53,7 +57,7 @@ class OptionKwargs(TypedDict, total=False):
     dropout: float
     input_dropout: float
     recurrent_dropout: float
-    unroll: int | bool
+    unroll: int | bool | str
     remat: int | bool | None
     matmul_dtype: DTypeLike | None
     backend: str
@@ -69,7 +73,7 @@ class Options:
     dropout: float = 0.0
     input_dropout: float = 0.0
     recurrent_dropout: float = 0.0
-    unroll: int | bool = 1
+    unroll: int | bool | str = "auto"
     remat: int | bool | None = None
     matmul_dtype: Any = None
     backend: str = "auto"
@@ -83,6 +87,7 @@ class Options:
         for name in ("dropout", "input_dropout", "recurrent_dropout"):
             check_rate(name, getattr(options, name))
         kernels.remat_chunk(options.remat, 1)
+        kernels.check_unroll(options.unroll)
         if not isinstance(options.backend, str):
             raise TypeError(f"backend must be a string, got {type(options.backend).__name__}")
         return dataclasses.replace(options, matmul_dtype=check_matmul_dtype(options.matmul_dtype))
@@ -260,8 +265,16 @@ def stack(
         dtype=x.dtype,
         batch=batch,
         hidden=hidden_of(carries[0][0]).shape[-1],
+        steps=steps,
+        features=tuple(x.shape[2:]),
+        layers=len(layers),
+        directions=directions,
+        training=kernels.reverse_mode(layers, x, carries),
     )
-    kernel = kernels.select(family, call, opts.backend)
+    if "auto" in (opts.backend, opts.unroll) and wisdom.autotune():
+        _autotune(family, call, layers, x, carries)
+    choice = kernels.choose(family, call, opts.backend, opts.unroll)
+    kernel = choice.kernel
 
     if opts.dropout > 0.0 and key is not None:
         keys = jax.random.split(key, max(len(layers) - 1, 1))
@@ -297,7 +310,7 @@ def stack(
             init = None if r is None else jax.tree.map(jnp.zeros_like, c)
             c, y = kernels.run(
                 kernel, family, p, xd, c, init=init, valid=valid,
-                resets=r, mask=mask, reverse=d == 1, unroll=opts.unroll, remat=opts.remat,
+                resets=r, mask=mask, reverse=d == 1, unroll=choice.unroll, remat=opts.remat,
                 matmul_dtype=opts.matmul_dtype,
             )  # fmt: skip
             outs.append(y)
@@ -309,6 +322,41 @@ def stack(
     if batch_first:
         x = jnp.swapaxes(x, 0, 1)
     return x, finals
+
+
+_AUTOTUNED: set[str] = set()
+
+
+def _autotune(family: Family, call: kernels.Call, layers: Any, x: Array, carries: Any) -> None:
+    """Time every candidate for ``call``'s signature and record the winner (JAXRNN_AUTOTUNE=1).
+
+    Runs outside the traced computation: each candidate is compiled ahead of time on
+    abstract shapes and run on concrete random inputs of the call's shapes and dtypes.
+    """
+    platform = jax.default_backend()
+    signature = repr((str(wisdom.path()), sorted(wisdom.signature(family.name, call).items())))
+    if signature in _AUTOTUNED or wisdom.find(family.name, call, platform) is not None:
+        return
+    _AUTOTUNED.add(signature)  # once per process, even if the table cannot be written
+    plain = call._replace(lengths=False, resets=False, recurrent_dropout=False)
+    shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), (layers, x, carries))
+    leaves, tree = jax.tree.flatten(shapes)
+    rng = np.random.default_rng(0)
+    # numpy arrays, not jax ones: creating jax arrays here would be staged into the trace
+    concrete = tree.unflatten([rng.uniform(-0.5, 0.5, a.shape).astype(a.dtype) for a in leaves])
+    runs = {}
+    for name, unroll in kernels.candidates(family, plain, platform):
+
+        def forward(args, name=name, unroll=unroll):
+            out, _ = stack(
+                family, *args, backend=name, unroll=unroll, matmul_dtype=call.matmul_dtype
+            )
+            return jnp.sum(out.real if jnp.iscomplexobj(out) else out)
+
+        f = jax.grad(forward) if call.training else forward
+        compiled = jax.jit(f).lower(shapes).compile()
+        runs[wisdom.candidate(name, unroll)] = functools.partial(compiled, concrete)
+    wisdom.record(family.name, call, platform, wisdom.measure(runs, reps=3))
 
 
 # --- layers over PyTorch-named parameters --------------------------------------------------

@@ -56,7 +56,7 @@ class Recurrent(nn.Module):
     options: tuple[tuple[str, Any], ...] = ()
     deterministic: bool | None = None
     recurrent_init: RecurrentInit = "uniform"
-    unroll: int = 1
+    unroll: int | bool | str = "auto"
     param_dtype: Any = jnp.float32
     input_dropout: float = 0.0
     recurrent_dropout: float = 0.0

@@ -66,7 +66,7 @@ class Recurrent(nnx.Module):
         param_dtype: Any = jnp.float32,
         input_dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
-        unroll: int = 1,
+        unroll: int | bool | str = "auto",
         remat: int | bool | None = None,
         matmul_dtype: Any = None,
         backend: str = "auto",

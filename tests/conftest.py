@@ -88,6 +88,21 @@ def pytest_configure(config):
     config.addinivalue_line("filterwarnings", "ignore:LSTM with projections:UserWarning")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_user_wisdom(tmp_path_factory):
+    """Run the suite on the built-in rules: a wisdom table in the user's cache (``python -m
+    jaxrnn.tune``) would change which kernel ``backend="auto"`` takes in the tests."""
+    saved = {k: os.environ.get(k) for k in ("JAXRNN_WISDOM", "JAXRNN_AUTOTUNE")}
+    os.environ["JAXRNN_WISDOM"] = str(tmp_path_factory.mktemp("wisdom") / "none.json")
+    os.environ.pop("JAXRNN_AUTOTUNE", None)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_code():
     """Drop every compiled executable after each test module.

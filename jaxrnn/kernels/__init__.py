@@ -9,11 +9,18 @@ backward), and for linear recurrences ``"parallel"`` (``lax.associative_scan``, 
 ``"auto"`` off the CPU) and ``"sequential"`` (one ``lax.scan`` over precomputed
 coefficients; :mod:`.parallel`). A kernel from a plugin registers itself with
 :func:`register` and lists the families it runs.
+
+``"auto"`` chooses the kernel and ``unroll`` together (:func:`choose`): from a wisdom table
+measured on this machine (:mod:`.wisdom`, ``python -m jaxrnn.tune``) for the call's exact
+signature, else for the nearest measured one, else by the built-in rules of the platform
+(:mod:`.rules`). :func:`explain` says which and why; so does the ``jaxrnn.kernels`` logger at
+DEBUG level.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -22,8 +29,9 @@ import jax.numpy as jnp
 from jax._src.core import Tracer as _Tracer  # pyright: ignore[reportPrivateImportUsage]
 from jax._src.interpreters import ad as _ad
 
+from jaxrnn import families
 from jaxrnn.families.base import Array, Carry, Family, Params
-from jaxrnn.kernels import cudnn, fused, onednn, parallel, scan
+from jaxrnn.kernels import cudnn, fused, onednn, parallel, rules, scan, wisdom
 from jaxrnn.kernels.remat import checkpointed, remat_chunk
 
 
@@ -38,6 +46,12 @@ class Call(NamedTuple):
     dtype: Any = None  # the input's
     batch: int = 0
     hidden: int = 0  # width of the recurrent state h
+    # for the measured choice (wisdom): the rest of the call's static signature
+    steps: int = 0
+    features: tuple[int, ...] = ()  # x's feature shape, (I,) (ConvLSTM: (Hs, Ws, C))
+    layers: int = 1
+    directions: int = 1
+    training: bool = False  # differentiated in reverse mode (a gradient step)
 
 
 class Kernel(NamedTuple):
@@ -51,6 +65,7 @@ class Kernel(NamedTuple):
     families: tuple[str, ...] | None = None
     platforms: tuple[str, ...] | None = None  # where "auto" takes it (None: everywhere)
     prefer: Callable[[Family, Call], bool] | None = None  # when "auto" takes it (None: always)
+    unrolled: bool = True  # whether run() uses ``unroll`` (tuning times 1 only if not)
     # Runs a whole stack in one call (``(family, layers, xs, carries) -> (ys, finals)``), as
     # cuDNN does; ``functional.stack`` takes it when no dropout or remat needs layer control.
     run_stack: Callable[..., tuple[Array, list]] | None = None
@@ -94,20 +109,29 @@ _KERNELS: dict[str, Kernel] = {
     # O(log T) depth: the win on accelerators; on CPU the sequential loop is faster at every
     # T measured (BENCHMARKS.md), so "auto" takes it only off the CPU.
     "parallel": Kernel(
-        "parallel", _linear_supports, parallel.run_associative, platforms=("gpu", "tpu")
+        "parallel",
+        _linear_supports,
+        parallel.run_associative,
+        platforms=("gpu", "tpu"),
+        unrolled=False,
     ),
-    "sequential": Kernel("sequential", _linear_supports, parallel.run_sequential),
+    "sequential": Kernel("sequential", _linear_supports, parallel.run_sequential, unrolled=False),
     "scan": Kernel("scan", _scan_supports, scan.run),
 }
 _BUILT_IN = tuple(_KERNELS)
 if onednn.load() is not None:  # the optional native plugin, found at import
     _KERNELS["onednn"] = Kernel(
-        "onednn", onednn.supports, onednn.run, families=onednn.FAMILIES, prefer=onednn.prefer
+        "onednn",
+        onednn.supports,
+        onednn.run,
+        families=onednn.FAMILIES,
+        prefer=onednn.prefer,
+        unrolled=False,
     )
 if cudnn.load() is not None:  # the optional cuDNN plugin; it runs on a CUDA GPU only
     _KERNELS["cudnn"] = Kernel(
         "cudnn", cudnn.supports, cudnn.run, families=cudnn.FAMILIES, platforms=("gpu",),
-        prefer=cudnn.prefer, run_stack=cudnn.run_stack,
+        prefer=cudnn.prefer, unrolled=False, run_stack=cudnn.run_stack,
     )  # fmt: skip
 
 
@@ -135,22 +159,34 @@ def offered(family: Family) -> list[str]:
     return plugins + [name for name in family.kernels if name in _KERNELS]
 
 
-def select(family: Family, call: Call, backend: str = "auto") -> Kernel:
-    """The kernel that runs ``call``: the first that supports it, or the one named."""
-    if backend == "auto":
-        reasons = []
-        platform = jax.default_backend()
-        for name in offered(family):
-            kernel = _KERNELS[name]
-            if kernel.platforms is not None and platform not in kernel.platforms:
-                continue
-            if kernel.prefer is not None and not kernel.prefer(family, call):
-                continue
-            reason = kernel.supports(family, call)
-            if reason is None:
-                return _KERNELS[name]
-            reasons.append(f"{name}: {reason}")
-        raise ValueError(f"no kernel of the {family.name} family runs this call ({reasons})")
+class Choice(NamedTuple):
+    """What runs a call: the kernel, the ``unroll`` it gets, and why (for :func:`explain`)."""
+
+    kernel: Kernel
+    unroll: int | bool
+    why: str
+
+
+_log = logging.getLogger(__name__)
+
+
+def check_unroll(unroll: Any) -> int | bool | str:
+    """``unroll`` as given if it is ``"auto"``, a bool or a positive int; a clear error else."""
+    if isinstance(unroll, str):
+        if unroll != "auto":
+            raise ValueError(f"unroll must be 'auto', a positive int or a bool, got {unroll!r}")
+        return unroll
+    if not isinstance(unroll, int):
+        raise TypeError(
+            f"unroll must be 'auto', a positive int or a bool, got {type(unroll).__name__}"
+        )
+    if not isinstance(unroll, bool) and unroll < 1:
+        raise ValueError(f"unroll must be a positive int, got {unroll}")
+    return unroll
+
+
+def _named(family: Family, call: Call, backend: str) -> Kernel:
+    """The kernel ``backend`` names, or the reason it cannot run ``call``."""
     if backend == "onednn" and backend not in _KERNELS:
         raise ValueError(f"backend='onednn' needs the jaxrnn_onednn plugin: {onednn.INSTALL}")
     if backend == "cudnn" and backend not in _KERNELS:
@@ -170,6 +206,137 @@ def select(family: Family, call: Call, backend: str = "auto") -> Kernel:
     if backend == "cudnn":  # named: a cuDNN failure raises instead of falling back
         return _KERNELS[backend]._replace(run=cudnn.run_strict)
     return _KERNELS[backend]
+
+
+def _by_rules(family: Family, call: Call, platform: str) -> Kernel:
+    """The first kernel the family offers that this platform's rules let "auto" take."""
+    reasons = []
+    for name in offered(family):
+        kernel = _KERNELS[name]
+        if kernel.platforms is not None and platform not in kernel.platforms:
+            continue
+        if kernel.prefer is not None and not kernel.prefer(family, call):
+            continue
+        reason = kernel.supports(family, call)
+        if reason is None:
+            return kernel
+        reasons.append(f"{name}: {reason}")
+    raise ValueError(f"no kernel of the {family.name} family runs this call ({reasons})")
+
+
+def candidates(family: Family, call: Call, platform: str | None = None) -> list[tuple[str, int]]:
+    """Every (kernel, unroll) worth timing for ``call``: each registered kernel that runs it,
+    with each of the platform's unroll values if the kernel uses ``unroll``, else 1."""
+    platform = jax.default_backend() if platform is None else platform
+    out = []
+    for name in offered(family):
+        kernel = _KERNELS[name]
+        if kernel.supports(family, call) is None:
+            unrolls = rules.candidate_unrolls(platform) if kernel.unrolled else (1,)
+            out.extend((name, u) for u in unrolls)
+    return out
+
+
+def choose(
+    family: Family, call: Call, backend: str = "auto", unroll: int | bool | str = "auto"
+) -> Choice:
+    """The kernel and ``unroll`` that run ``call``.
+
+    A named ``backend`` and an explicit ``unroll`` always win. What ``"auto"`` leaves open
+    comes from, in order: the wisdom entry of ``call``'s exact signature on this machine, the
+    nearest measured one (:mod:`.wisdom`), the platform's built-in rules (:mod:`.rules`).
+    Among a table entry's candidates it takes the fastest that can run the call, so with a
+    given table the choice is deterministic.
+    """
+    choice = _choose(family, call, backend, unroll)
+    _log.debug("%s: %s with unroll %s (%s)", family.name, choice.kernel.name, choice.unroll,
+               choice.why)  # fmt: skip
+    return choice
+
+
+def _choose(family: Family, call: Call, backend: str, unroll: int | bool | str) -> Choice:
+    checked = check_unroll(unroll)
+    fixed = None if isinstance(checked, str) else checked  # None: "auto"
+    if not isinstance(backend, str):
+        raise TypeError(f"backend must be a string, got {type(backend).__name__}")
+    named = None if backend == "auto" else _named(family, call, backend)
+    if named is not None and fixed is not None:
+        return Choice(named, fixed, f"backend={backend!r} and unroll={unroll!r} as given")
+    platform = jax.default_backend()
+    for entry, how in wisdom.lookup(family.name, call, platform):
+        times = {}
+        for name, seconds in entry["times"].items():
+            kernel_name, u = wisdom.parse_candidate(name)
+            kernel = _KERNELS.get(kernel_name)
+            if kernel is None or kernel_name not in offered(family):
+                continue  # no longer installed, or another family's
+            if named is not None and kernel is not named:
+                continue
+            if fixed is not None and kernel.unrolled and u != fixed:
+                continue
+            if kernel.supports(family, call) is None:
+                times[kernel_name, u] = seconds
+        if times:
+            kernel_name, u = min(sorted(times), key=lambda c: times[c])
+            shape = "B{batch} T{steps} H{hidden} L{layers} D{directions}".format(**entry)
+            return Choice(
+                _KERNELS[kernel_name],
+                u if fixed is None else fixed,
+                f"wisdom, {how} entry ({shape}): {kernel_name} with unroll {u} took "
+                f"{times[kernel_name, u] * 1e3:.3g} ms, fastest of {len(times)} that run it",
+            )
+    if named is None:
+        return by_rules(family, call, unroll)
+    chosen = rules.unroll(platform)
+    return Choice(
+        named, chosen, f"backend={backend!r} as given, unroll {chosen} by the built-in "
+        f"{platform} rules; no wisdom entry",
+    )  # fmt: skip
+
+
+def by_rules(family: Family, call: Call, unroll: int | bool | str = "auto") -> Choice:
+    """What ``"auto"`` runs ``call`` on by the platform's built-in rules alone (no table)."""
+    platform = jax.default_backend()
+    checked = check_unroll(unroll)
+    kernel = _by_rules(family, call, platform)
+    chosen = rules.unroll(platform) if isinstance(checked, str) else checked
+    return Choice(
+        kernel, chosen, f"built-in {platform} rules ({kernel.name}, unroll {chosen}); no "
+        "wisdom entry",
+    )  # fmt: skip
+
+
+def select(family: Family, call: Call, backend: str = "auto") -> Kernel:
+    """The kernel that runs ``call``: the one named, or the one ``"auto"`` chooses."""
+    return choose(family, call, backend).kernel
+
+
+def explain(
+    family: Family | str, call: Call, backend: str = "auto", unroll: int | bool | str = "auto"
+) -> str:
+    """Which kernel and ``unroll`` run ``call``, and why: a table entry, a rule, or as given.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxrnn import kernels
+        >>> call = kernels.Call(dtype=jnp.float32, batch=8, hidden=64, steps=100, features=(8,))
+        >>> kernels.explain("gru", call, backend="scan", unroll=2)
+        "scan with unroll 2: backend='scan' and unroll=2 as given"
+    """
+    choice = choose(families.get(family), call, backend, unroll)
+    return f"{choice.kernel.name} with unroll {choice.unroll}: {choice.why}"
+
+
+def reverse_mode(*trees: Any) -> bool:
+    """Whether any leaf is being differentiated in reverse mode (``jax.grad``, ``vjp``): a
+    training step. Seen only when the gradient is taken around the traced call (``jit(grad(
+    f))``); ``grad(jit(f))`` traces ``f`` before differentiating it and reads as inference."""
+    for leaf in jax.tree.leaves(trees):
+        while isinstance(leaf, _Tracer):
+            if isinstance(leaf, _ad.LinearizeTracer):
+                return True
+            leaf = getattr(leaf, "primal", None)
+    return False
 
 
 def forward_mode(*trees: Any) -> bool:
@@ -224,12 +391,19 @@ def run(
 
 __all__ = [
     "Call",
+    "Choice",
     "Kernel",
+    "by_rules",
+    "candidates",
+    "check_unroll",
+    "choose",
+    "explain",
     "forward_mode",
     "names",
     "offered",
     "register",
     "remat_chunk",
+    "reverse_mode",
     "run",
     "select",
     "unregister",

@@ -6,12 +6,13 @@ When the plugin is installed (and ``JAXRNN_DISABLE_CUDNN`` is not set), importin
 families; it runs where JAX's default backend is a CUDA GPU and the plugin loads there. A
 whole stack runs in one cuDNN call as ``torch.nn`` runs it (:func:`run_stack`); with dropout
 between layers or ``remat`` it runs one layer-direction per call (a reverse direction is the
-forward kernel on the time-reversed sequence). float32, reverse-mode differentiation (``custom_vjp`` over cuDNN's
-training forward and backward), TF32 by default as torch and XLA on the GPU, full float32
-under ``jax.default_matmul_precision("highest")``. ``backend="auto"`` does not take it yet
-(no GPU measurement has said where it wins); ``backend="cudnn"`` forces it. If cuDNN refuses
-a call at trace time, ``"auto"`` would run the XLA kernel instead with one warning, and a
-forced ``"cudnn"`` raises.
+forward kernel on the time-reversed sequence). float32, reverse-mode differentiation
+(``custom_vjp`` over cuDNN's training forward and backward), TF32 by default as torch and XLA
+on the GPU, full float32 under ``jax.default_matmul_precision("highest")``.
+``backend="auto"`` takes it where a wisdom table says it is fastest, else by the built-in GPU
+rules (:mod:`jaxrnn.kernels.rules`: Elman RNNs, large ``batch * hidden``, long sequences of
+a small state); ``backend="cudnn"`` forces it. If cuDNN refuses a call at trace time,
+``"auto"`` runs the XLA kernel instead with one warning, and a forced ``"cudnn"`` raises.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from jaxrnn.families.base import Array, Carry, Family
 from jaxrnn.families.gru import GRU
 from jaxrnn.families.lstm import LSTM
 from jaxrnn.families.rnn import RNN_RELU, RNN_TANH
-from jaxrnn.kernels import fused, scan
+from jaxrnn.kernels import fused, rules, scan
 
 FAMILIES = (RNN_TANH.name, RNN_RELU.name, LSTM.name, GRU.name)
 INSTALL = (
@@ -95,9 +96,8 @@ def supports(family: Family, call: Any) -> str | None:
 
 
 def prefer(family: Family, call: Any) -> bool:
-    """Whether ``backend="auto"`` takes cuDNN: not until GPU measurements say where it wins."""
-    del family, call
-    return False
+    """Whether ``backend="auto"``'s built-in GPU rules take cuDNN (:mod:`.rules`)."""
+    return rules.cudnn_preferred(family.name, call.batch, call.hidden, call.steps)
 
 
 def _layer(family: Family, params: Any, xs: Array, carry: Carry, reverse: bool):

@@ -6,9 +6,10 @@ When the plugin is installed and loads (and ``JAXRNN_DISABLE_ONEDNN`` is not set
 It runs what oneDNN computes exactly as PyTorch does (the same primitives ``torch.nn.LSTM``
 runs on the CPU): float32, no ``lengths`` or resets, no recurrent dropout, reverse-mode
 differentiation (``custom_vjp`` over oneDNN's training forward and backward). Every other call
-runs on the XLA kernels. ``backend="auto"`` takes it for LSTM layers with
-``batch * hidden >= 1024``, where it was measured faster than the fused XLA loop
-(BENCHMARKS.md); ``backend="onednn"`` forces it. Without the plugin, forcing it is a clear
+runs on the XLA kernels. ``backend="auto"`` takes it where a wisdom table measured on the
+machine says it is fastest, else by the built-in CPU rule (:mod:`jaxrnn.kernels.rules`: LSTM
+layers with ``batch * hidden >= 1024``, measured faster than the fused XLA loop on an Intel
+Xeon, BENCHMARKS.md); ``backend="onednn"`` forces it. Without the plugin, forcing it is a clear
 error that says how to install it.
 """
 
@@ -26,14 +27,12 @@ from jaxrnn.families.base import Array, Carry, Family, Params
 from jaxrnn.families.gru import GRU
 from jaxrnn.families.lstm import LSTM
 from jaxrnn.families.rnn import RNN_RELU, RNN_TANH
+from jaxrnn.kernels import rules
 
 FAMILIES = (RNN_TANH.name, RNN_RELU.name, LSTM.name, GRU.name)
-# Where one run measured it faster than the fused XLA loop (BENCHMARKS.md): the LSTM. The
-# GRU and Elman results were mixed, so "auto" keeps them on XLA.
-PREFERRED = (LSTM.name,)
-# batch * hidden under which the native kernel wins nothing: the B=8, H=64 case tied the XLA
-# loop in two runs, while B=8, H=128 at T=2048 was faster on oneDNN in both (BENCHMARKS.md)
-MIN_WORK = 1024
+# Where "auto" takes it without a wisdom entry: the built-in CPU rules (kernels/rules.py).
+PREFERRED = rules.ONEDNN_FAMILIES
+MIN_WORK = rules.ONEDNN_MIN_WORK
 INSTALL = "pip install --no-build-isolation -e plugins/onednn (see plugins/onednn/README.md)"
 
 
@@ -82,8 +81,10 @@ def supports(family: Family, call: Any) -> str | None:
 
 
 def prefer(family: Family, call: Any) -> bool:
-    """Whether ``backend="auto"`` should take oneDNN for this call (measured wins only)."""
-    return family.name in PREFERRED and call.batch * call.hidden >= MIN_WORK
+    """Whether ``backend="auto"``'s built-in rules take oneDNN for this call."""
+    return (
+        family.name in rules.ONEDNN_FAMILIES and call.batch * call.hidden >= rules.ONEDNN_MIN_WORK
+    )
 
 
 def run(

@@ -1,0 +1,66 @@
+"""The built-in rules: what ``backend="auto"`` runs where no wisdom entry applies.
+
+One small table per platform, in one place. A wisdom table measured on the machine
+(:mod:`jaxrnn.kernels.wisdom`, ``python -m jaxrnn.tune``) overrides them; these are the
+fallback for shapes nobody measured. Which *kernel* is taken is each kernel's ``platforms``
+and ``prefer`` (:class:`jaxrnn.kernels.Kernel`); the oneDNN kernel's preference reads the
+CPU numbers below. The ``unroll`` that ``"auto"`` passes to the loop is :func:`unroll`.
+"""
+
+from __future__ import annotations
+
+# --- CPU -------------------------------------------------------------------------------------
+# The oneDNN plugin runs LSTM layers with batch * hidden >= ONEDNN_MIN_WORK: measured faster
+# than the fused XLA loop on an Intel Xeon (BENCHMARKS.md). The GRU and Elman results were
+# mixed, so they stay on XLA; at B=8, H=64 the two tied. On a 2-core AMD EPYC the same rule
+# lost 10-23% to the fused loop (issue 21): tune there.
+ONEDNN_FAMILIES = ("lstm",)
+ONEDNN_MIN_WORK = 1024
+# lax.scan's unroll on the CPU: 1 (XLA's CPU loop gains nothing measurable from unrolling
+# the matmul-bound steps; BENCHMARKS.md, "Autotuning").
+CPU_UNROLL = 1
+
+# --- GPU -------------------------------------------------------------------------------------
+# Measured on one H200 (jax 0.11.2, cuDNN 9.19, TF32 defaults; BENCHMARKS.md, "GPU"): the
+# fused XLA loop's step costs ~8 us of loop overhead whatever the size, and unrolling it
+# amortises that: at B=32 T=128 I=64 H=256 L=2, unroll 1 -> 16 took the LSTM train step
+# from 6.2 to 3.8 ms (torch cuDNN 13.7), the forward from 2.8 to 2.0 ms; the GRU and Elman
+# steps gained alike (unroll 4 and 16 within 4% of each other).
+GPU_UNROLL = 16
+# The cuDNN plugin (a whole stack in one call, as torch) where the fused loop lost to torch:
+# every Elman RNN (its steps are too small to amortise XLA's per-step cost: fused unroll 16
+# was 0.90x / 1.35x of torch, cuDNN one layer a call 0.70x / 1.09x), large GEMMs (B=128,
+# H=1024: fused 1.17-1.28x) and long sequences of a small state (B=8, T=2048, H=128: fused
+# 4.3x at unroll 1, ~2x at 16; there torch runs cuDNN's persistent kernels).
+CUDNN_FAMILIES = ("rnn_tanh", "rnn_relu")
+CUDNN_MIN_WORK = 65536  # batch * hidden
+CUDNN_LONG_STEPS, CUDNN_LONG_MAX_HIDDEN = 1024, 128
+
+
+def cudnn_preferred(family: str, batch: int, hidden: int, steps: int) -> bool:
+    """Whether the GPU rules take the cuDNN plugin (where installed) for this call."""
+    if family in CUDNN_FAMILIES:
+        return True
+    if family not in ("lstm", "gru"):
+        return False
+    long_small = steps >= CUDNN_LONG_STEPS and hidden <= CUDNN_LONG_MAX_HIDDEN
+    return batch * hidden >= CUDNN_MIN_WORK or long_small
+
+
+# --- TPU -------------------------------------------------------------------------------------
+TPU_UNROLL = 1  # unmeasured
+
+_UNROLL = {"cpu": CPU_UNROLL, "gpu": GPU_UNROLL, "tpu": TPU_UNROLL}
+
+# The unroll values python -m jaxrnn.tune and JAXRNN_AUTOTUNE time, per platform.
+CANDIDATE_UNROLLS = {"cpu": (1, 2, 4), "gpu": (1, 2, 4, 8, 16), "tpu": (1, 2, 4, 8, 16)}
+
+
+def unroll(platform: str) -> int:
+    """The unroll ``"auto"`` uses on ``platform`` without a wisdom entry."""
+    return _UNROLL.get(platform, 1)
+
+
+def candidate_unrolls(platform: str) -> tuple[int, ...]:
+    """The unroll values worth timing on ``platform``."""
+    return CANDIDATE_UNROLLS.get(platform, (1, 2, 4))
