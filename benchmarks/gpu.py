@@ -45,12 +45,12 @@ Runner = Callable[[], Any]
 UNROLLS = (1, 4, 16)
 
 CASES = (
+    P.Case("long-lstm", "lstm", 8, 2048, 32, 128, 1),
+    P.Case("big-lstm", "lstm", 128, 256, 512, 1024, 2),
     P.Case("standard-lstm", "lstm", 32, 128, 64, 256, 2),
     P.Case("standard-lstm-bi", "lstm", 32, 128, 64, 256, 2, bidirectional=True),
     P.Case("standard-gru", "gru", 32, 128, 64, 256, 2),
     P.Case("standard-rnn", "rnn", 32, 128, 64, 256, 2),
-    P.Case("big-lstm", "lstm", 128, 256, 512, 1024, 2),
-    P.Case("long-lstm", "lstm", 8, 2048, 32, 128, 1),
     P.Case("long-rnn", "rnn", 8, 2048, 32, 128, 1),
     P.Case("mid-lstm", "lstm", 8, 1024, 256, 256, 1),
 )
@@ -75,8 +75,11 @@ def _jaxrnn_fns(case: P.Case, params: Any, x: jax.Array, **options: Any) -> dict
     return {"step": (step, params, x), "fwd": (fwd, params, x)}
 
 
-def _jax_specs(case: P.Case, module: Any, x: np.ndarray) -> dict[str, dict[str, tuple]]:
-    """Every JAX contender of ``case`` as ``{name: {kind: (fn, *args)}}``, not yet compiled."""
+def _jax_specs(
+    case: P.Case, module: Any, x: np.ndarray, skip: tuple[str, ...] = ()
+) -> dict[str, dict[str, tuple]]:
+    """Every JAX contender of ``case`` as ``{name: {kind: (fn, *args)}}``, not yet compiled
+    (but those named in ``skip``)."""
     params = jax.device_put(jaxrnn.interop.from_torch(module))
     xj = jnp.asarray(x)
     specs = {"jaxrnn": _jaxrnn_fns(case, params, xj)}
@@ -92,7 +95,7 @@ def _jax_specs(case: P.Case, module: Any, x: np.ndarray) -> dict[str, dict[str, 
             specs["jax.experimental.rnn"] = {k: (None, f) for k, f in built.items()}
     built = P.linen_peer(case, module, x)
     specs["flax.linen"] = {k: (None, f) for k, f in built.items()}
-    return specs
+    return {name: spec for name, spec in specs.items() if name not in skip}
 
 
 def _build(specs: dict[str, dict[str, tuple]], workers: int) -> tuple[dict, dict]:
@@ -149,11 +152,13 @@ def _errors_vs_float64(case: P.Case, module: Any, x: np.ndarray, params: Any) ->
     return out
 
 
-def run_case(case: P.Case, reps: int, workers: int, errors: bool) -> dict:
+def run_case(
+    case: P.Case, reps: int, workers: int, errors: bool, skip: tuple[str, ...] = ()
+) -> dict:
     x = P.inputs(case)
     module = P.torch_module(case)
     t0 = time.perf_counter()
-    runners, failed = _build(_jax_specs(case, module, x), workers)
+    runners, failed = _build(_jax_specs(case, module, x, skip), workers)
     compile_s = time.perf_counter() - t0
     dev = "cuda" if P._torch().cuda.is_available() else "cpu"
     runners["torch"] = P.torch_peer(case, module, x, dev)
@@ -288,6 +293,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     parser.add_argument("--no-errors", action="store_true", help="skip the float64 comparison")
     parser.add_argument("--quick", action="store_true", help="tiny shapes: checks the harness")
+    parser.add_argument("--skip", nargs="*", default=[], help="contenders to leave out")
     args = parser.parse_args(argv)
     pool = QUICK if args.quick else CASES
     known = [c.name for c in pool]
@@ -300,8 +306,11 @@ def main(argv: list[str] | None = None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     for case in selected:
         print(f"[gpu] {case.label()}", file=sys.stderr, flush=True)
-        report["cases"].append(run_case(case, reps, args.workers, not args.no_errors))
+        report["cases"].append(
+            run_case(case, reps, args.workers, not args.no_errors, tuple(args.skip))
+        )
         (args.out / "gpu.json").write_text(json.dumps(report, indent=1))  # partial results
+        (args.out / "gpu.md").write_text(markdown(report))
     report["remat_memory"] = remat_memory(args.quick)
     (args.out / "gpu.json").write_text(json.dumps(report, indent=1))
     table = markdown(report)
