@@ -60,6 +60,11 @@ QUICK = (
 )
 
 
+def _cudnn_here() -> bool:
+    """Whether the cuDNN plugin's kernel can run here (installed, and a GPU backend)."""
+    return "cudnn" in jaxrnn.kernels.names() and jax.default_backend() == "gpu"
+
+
 def _compile(fn: Callable, *args: Any) -> Runner:
     compiled = jax.jit(fn).lower(*args).compile()
     return lambda: jax.block_until_ready(compiled(*args))
@@ -87,7 +92,7 @@ def _jax_specs(
         specs[f"fused u{u}"] = _jaxrnn_fns(case, params, xj, backend="fused", unroll=u)
     specs["scan"] = _jaxrnn_fns(case, params, xj, backend="scan")
     specs["bf16"] = _jaxrnn_fns(case, params, xj, matmul_dtype=jnp.bfloat16)
-    if "cudnn" in jaxrnn.kernels.names():
+    if _cudnn_here():
         specs["cudnn"] = _jaxrnn_fns(case, params, xj, backend="cudnn")
     if case.mode == "lstm" and jax.default_backend() == "gpu":
         built = P.jax_cudnn_peer(case, module, x)  # lazily jitted: compiled on warm-up
@@ -130,7 +135,7 @@ def _errors_vs_float64(case: P.Case, module: Any, x: np.ndarray, params: Any) ->
     fn = P._FUNCS[case.mode]
     out = {}
     variants: dict[str, dict] = {"jaxrnn": {}, "bf16": {"matmul_dtype": jnp.bfloat16}}
-    if "cudnn" in jaxrnn.kernels.names():
+    if _cudnn_here():
         variants["cudnn"] = {"backend": "cudnn"}
     xj = jnp.asarray(x)
     for name, opts in variants.items():
@@ -234,7 +239,7 @@ def machine() -> dict:
         info["nvidia_smi"] = smi.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         info["nvidia_smi"] = None
-    if "cudnn" in jaxrnn.kernels.names():
+    if _cudnn_here():
         import jaxrnn_cudnn  # pyright: ignore[reportMissingImports]
 
         info["jaxrnn_cudnn"] = jaxrnn_cudnn.cudnn_version()
