@@ -7,7 +7,7 @@ forward error against float64 (torch on the CPU, same weights). Every contender 
 compiled first (in parallel threads: XLA compiles release the GIL), warmed up, then timed
 round-robin in this one process; medians over ``--reps``. Ratios are contender / torch.
 
-Contenders: ``jaxrnn`` (``backend="auto"``, what a user gets), ``fused uN`` (the fused XLA
+Contenders: ``jaxrnn`` (``backend="auto"``, what a user gets), ``fused-uN`` (the fused XLA
 loop at ``unroll=N``: the sweep ``auto``'s GPU rule is chosen from), ``scan``, ``bf16``
 (``matmul_dtype=bfloat16``), ``cudnn`` (the optional ``jaxrnn_cudnn`` plugin, when it loads),
 ``torch`` (cuDNN; TF32 as torch defaults), ``jax.experimental.rnn`` (LSTM only) and
@@ -89,7 +89,7 @@ def _jax_specs(
     xj = jnp.asarray(x)
     specs = {"jaxrnn": _jaxrnn_fns(case, params, xj)}
     for u in UNROLLS:
-        specs[f"fused u{u}"] = _jaxrnn_fns(case, params, xj, backend="fused", unroll=u)
+        specs[f"fused-u{u}"] = _jaxrnn_fns(case, params, xj, backend="fused", unroll=u)
     specs["scan"] = _jaxrnn_fns(case, params, xj, backend="scan")
     specs["bf16"] = _jaxrnn_fns(case, params, xj, matmul_dtype=jnp.bfloat16)
     if _cudnn_here():

@@ -42,7 +42,7 @@ def test_gpu_table_harness_runs_on_tiny_shapes(tmp_path):
 
     report = gpu.main(["--quick", "--out", str(tmp_path), "--cases", "standard-lstm"])
     (case,) = report["cases"]
-    assert {"jaxrnn", "fused u1", "fused u16", "scan", "bf16", "torch"} <= set(case["median_ms"])
+    assert {"jaxrnn", "fused-u1", "fused-u16", "scan", "bf16", "torch"} <= set(case["median_ms"])
     assert not case["failed"]
     # float32 against float64 on a 6-step toy: far below any float32 rounding bound
     assert case["max_abs_error_vs_float64"]["jaxrnn highest"] < 1e-5
