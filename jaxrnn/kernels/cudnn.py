@@ -33,7 +33,8 @@ from jaxrnn.kernels import fused, rules, scan
 
 FAMILIES = (RNN_TANH.name, RNN_RELU.name, LSTM.name, GRU.name)
 INSTALL = (
-    "pip install nvidia-cudnn-cu13 'nvidia-cuda-runtime==13.*' 'nvidia-cuda-crt==13.*' && "
+    "pip install nvidia-cudnn-cu13==9.28.1.4 nvidia-cuda-runtime==13.5.37 "
+    "nvidia-cuda-crt==13.5.37 && "
     "pip install --no-build-isolation -e plugins/cudnn (see plugins/cudnn/README.md)"
 )
 _warned: set[str] = set()
