@@ -19,7 +19,11 @@ FLAX_FIELDS = {"parent", "name"}
 
 
 def _fields_init(cls: griffe.Class, runtime: type) -> griffe.Function:
-    params = [griffe.Parameter("self", kind=griffe.ParameterKind.positional_or_keyword)]
+    params = [
+        griffe.Parameter(
+            "self", kind=griffe.ParameterKind.positional_or_keyword
+        )
+    ]
     for field in dataclasses.fields(runtime):
         if field.name in FLAX_FIELDS or not field.init:
             continue
@@ -27,7 +31,8 @@ def _fields_init(cls: griffe.Class, runtime: type) -> griffe.Function:
         annotation = getattr(member, "annotation", None) or str(field.type)
         default = None
         if isinstance(field.default, type) and member is not None:
-            default = member.value  # a dtype: as the source writes it (``jnp.float32``)
+            # a dtype, as the source writes it (``jnp.float32``)
+            default = member.value
         elif field.default is not dataclasses.MISSING:
             default = repr(field.default)
         elif field.default_factory is not dataclasses.MISSING:
@@ -41,7 +46,10 @@ def _fields_init(cls: griffe.Class, runtime: type) -> griffe.Function:
             )
         )
     return griffe.Function(
-        "__init__", parent=cls, parameters=griffe.Parameters(*params), returns="None"
+        "__init__",
+        parent=cls,
+        parameters=griffe.Parameters(*params),
+        returns="None",
     )
 
 

@@ -105,7 +105,9 @@ INHERITED_CALL = {"jaxrnn.linen", "jaxrnn.nnx"}
 
 def _page(module: str) -> str:
     if module in INHERITED_CALL:
-        return f"::: {module}\n    options:\n      inherited_members: [__call__]\n"
+        return (
+            f"::: {module}\n    options:\n      inherited_members: [__call__]\n"
+        )
     if not is_package(module):
         return f"::: {module}\n"
     here = page_path(module)
@@ -132,7 +134,9 @@ def _where(name: str, obj) -> str:
 
 # The overview's summaries are read from the live docstrings, past the griffe extension
 # that turns Sphinx roles into links on the module pages; so they are converted here too.
-ROLE = re.compile(r":(?:py:)?(?:func|class|mod|meth|attr|data|obj|exc):`(~?)([\w.]+)(\(\))?`")
+ROLE = re.compile(
+    r":(?:py:)?(?:func|class|mod|meth|attr|data|obj|exc):`(~?)([\w.]+)(\(\))?`"
+)
 
 
 def _target(path: str, scope: str) -> str | None:
@@ -167,7 +171,9 @@ def _overview() -> str:
     for name in package.__all__:
         obj = getattr(package, name)
         doc = (inspect.getdoc(obj) or "").strip().split("\n\n")[0]
-        summary = _roles(" ".join(doc.split()), getattr(obj, "__module__", PACKAGE))
+        summary = _roles(
+            " ".join(doc.split()), getattr(obj, "__module__", PACKAGE)
+        )
         rows.append(
             f"| {_where(name, obj)} | {summary.replace('|', '&#124;')} |"
         )
