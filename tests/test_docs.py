@@ -261,7 +261,7 @@ def test_reference_entries_show_their_parameters(site, module):
     """Every public callable's entry names each parameter; a function's has a parameter table."""
     html = {p: p.read_text() for p in _api_pages(site)}
     lacking = []
-    for name, obj in _public(module):
+    for _, obj in _public(module):
         if inspect.ismodule(obj) or not callable(obj):
             continue
         path = f"{obj.__module__}.{obj.__qualname__}"
