@@ -274,8 +274,9 @@ def stack(
     recurrent = opts.recurrent_dropout > 0.0 and key is not None
     if opts.recurrent_dropout > 0.0 and not family.recurrent_dropout:
         raise ValueError(
-            f"recurrent_dropout drops h where it enters weight_hh; the {family.name} family has "
-            "no such recurrence (use dropout between layers or input_dropout)"
+            f"recurrent_dropout drops h where it enters the recurrent weights; the "
+            f"{family.name} family has no such recurrence (use dropout between layers or "
+            "input_dropout)"
         )
     call = kernels.Call(
         lengths=lengths is not None,
@@ -345,10 +346,19 @@ def _check_input(x: Any, layout: Layout, family: Family) -> tuple[Array, bool]:
         )
     if x.shape[-1] != layout.input_size:
         raise ValueError(
-            f"input has feature size {x.shape[-1]} but weight_ih_l0 expects input_size="
-            f"{layout.input_size} (input shape {x.shape})"
+            f"input has feature size {x.shape[-1]} but {_input_weight(family, layout)} expects "
+            f"input_size={layout.input_size} (input shape {x.shape})"
         )
     return x, x.ndim == rank + 1
+
+
+def _input_weight(family: Family, layout: Layout) -> str:
+    """The layer-0 parameter that reads the input (``weight_ih_l0``; the LRU's ``B_re_l0``):
+    the first whose shape changes with ``input_size``."""
+    sizes = layout.sizes(0)
+    wider = dataclasses.replace(sizes, input_size=sizes.input_size + 1)
+    shapes, other = family.param_shapes(sizes), family.param_shapes(wider)
+    return next((f"{n}_l0" for n in shapes if shapes[n] != other.get(n)), "the first layer")
 
 
 def _initial_state(

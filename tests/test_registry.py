@@ -170,3 +170,29 @@ def test_interop_round_trip_keeps_every_parameter(name):
     for k, v in params.items():
         np.testing.assert_array_equal(back[k], v)
     assert jaxrnn.params.layout_of(name, back) == layout
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_orthogonal_init_applies_to_a_recurrent_matrix_or_is_refused(name):
+    layout = Layout(name, I, H)
+    recurrent = layout.spec.param_shapes(layout.sizes(0)).get("weight_hh")
+    if recurrent is not None and len(recurrent) == 2:
+        params = init_params(jax.random.key(0), layout, recurrent_init="orthogonal")
+        block = np.asarray(params["weight_hh_l0"][:H], np.float64)  # one (H, H) gate block
+        np.testing.assert_allclose(block @ block.T, np.eye(H), atol=1e-5)
+    else:
+        with pytest.raises(ValueError, match=f"orthogonal.*the {name} family has"):
+            init_params(jax.random.key(0), layout, recurrent_init="orthogonal")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_errors_name_the_familys_own_parameters(name):
+    family = families.get(name)
+    params = init_params(jax.random.key(0), Layout(name, I, H))
+    x = jnp.ones((T, B, *spatial(family), I + 1))
+    with pytest.raises(ValueError, match=r"input has feature size 9 but (\w+_l0) expects") as e:
+        jaxrnn.layer(name, params, x)
+    assert e.value.args[0].split(" but ")[1].split()[0] in params
+    if not takes_projection(family):  # refused in words, never silently ignored
+        with pytest.raises(ValueError, match=r"proj.*got proj_size=2"):
+            family.check_sizes(Sizes(I, H, proj_size=2))
