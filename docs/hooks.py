@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import posixpath
+import re
 import sys
 from pathlib import Path
 
@@ -98,7 +99,15 @@ def on_config(config, **kwargs):
     return config
 
 
+# Modules of layer classes: each named layer shows the call it inherits from ``Recurrent``.
+INHERITED_CALL = {"jaxrnn.linen", "jaxrnn.nnx"}
+
+
 def _page(module: str) -> str:
+    if module in INHERITED_CALL:
+        return (
+            f"::: {module}\n    options:\n      inherited_members: [__call__]\n"
+        )
     if not is_package(module):
         return f"::: {module}\n"
     here = page_path(module)
@@ -123,6 +132,37 @@ def _where(name: str, obj) -> str:
     return f"[`{PACKAGE}.{name}`][{obj.__module__}.{obj.__qualname__}]"
 
 
+# The overview's summaries are read from the live docstrings, past the griffe extension
+# that turns Sphinx roles into links on the module pages; so they are converted here too.
+ROLE = re.compile(
+    r":(?:py:)?(?:func|class|mod|meth|attr|data|obj|exc):`(~?)([\w.]+)(\(\))?`"
+)
+
+
+def _target(path: str, scope: str) -> str | None:
+    """The import path of ``path`` as written or inside ``scope``, if it exists."""
+    for candidate in (path, f"{scope}.{path}"):
+        module, _, attr = candidate.rpartition(".")
+        for name, rest in ((candidate, ""), (module, attr)):
+            try:
+                obj = importlib.import_module(name)
+            except (ImportError, ValueError):
+                continue
+            if not rest or hasattr(obj, rest):
+                return candidate
+    return None
+
+
+def _roles(text: str, scope: str) -> str:
+    def replace(match: re.Match) -> str:
+        short, path, call = match.groups()
+        label = (path.rpartition(".")[2] if short else path) + (call or "")
+        target = _target(path, scope)
+        return f"[`{label}`][{target}]" if target else f"`{label}`"
+
+    return ROLE.sub(replace, text)
+
+
 def _overview() -> str:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
@@ -131,7 +171,9 @@ def _overview() -> str:
     for name in package.__all__:
         obj = getattr(package, name)
         doc = (inspect.getdoc(obj) or "").strip().split("\n\n")[0]
-        summary = " ".join(doc.split())
+        summary = _roles(
+            " ".join(doc.split()), getattr(obj, "__module__", PACKAGE)
+        )
         rows.append(
             f"| {_where(name, obj)} | {summary.replace('|', '&#124;')} |"
         )

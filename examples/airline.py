@@ -50,6 +50,7 @@ def features(d: np.ndarray, months: np.ndarray) -> np.ndarray:
     return np.stack([d, np.sin(angle), np.cos(angle)], -1).astype(np.float32)
 
 
+# --8<-- [start:model]
 def init(key: jax.Array, hidden: int) -> dict:
     k1, k2 = jax.random.split(key)
     lstm = init_params(k1, Layout("lstm", 3, hidden))
@@ -86,6 +87,9 @@ def rollout(params: dict, x: jax.Array, months: jax.Array) -> jax.Array:
 
     _, ds = jax.lax.scan(step, (carry, first), months)
     return ds
+
+
+# --8<-- [end:model]
 
 
 def rmse(a: np.ndarray, b: np.ndarray) -> float:

@@ -63,6 +63,7 @@ def adding_problem(
 LSTM_INITS = ("chrono", "plus1", "pytorch")
 
 
+# --8<-- [start:model]
 def init(
     name: str, key: jax.Array, hidden: int, *, lstm_init: str = "chrono", horizon: int = 200
 ) -> dict:
@@ -118,6 +119,9 @@ def flow(name: str, params: dict, x: jax.Array, target: jax.Array) -> jax.Array:
         return jnp.mean((pred - target) ** 2)
 
     return gradient_flow(cell, p, x, carry, loss)
+
+
+# --8<-- [end:model]
 
 
 def flow64(flow_fn: Callable, params: dict, x: np.ndarray, target: np.ndarray) -> np.ndarray:

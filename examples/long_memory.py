@@ -71,6 +71,7 @@ def size_for_budget(family: str, layers: int, budget: int) -> int:
         hidden += 1
 
 
+# --8<-- [start:model]
 def init(family: str, key: jax.Array, hidden: int, layers: int, horizon: int) -> dict:
     """``{"rnn": PyTorch-named stack params, "head": (hidden + 1,)}`` for one model."""
     if family in ("lstm", "gru"):
@@ -103,6 +104,9 @@ def predict(family: str, params: dict, x: jax.Array) -> jax.Array:
     else:
         y, _ = jaxrnn.layer(family, params["rnn"], x)
     return y[-1] @ params["head"][:-1] + params["head"][-1]
+
+
+# --8<-- [end:model]
 
 
 def mae(predict_fn: Callable, params: dict, x: np.ndarray, y: np.ndarray, chunk: int) -> float:

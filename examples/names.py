@@ -69,6 +69,7 @@ def encode(names: list[str], alphabet: dict[str, int]) -> tuple[np.ndarray, np.n
     return ids, np.array([len(n) for n in names], np.int32)
 
 
+# --8<-- [start:model]
 class Classifier(nnx.Module):
     """Chars ``(B, T)`` + lengths ``(B,)`` -> language logits ``(B, C)``."""
 
@@ -82,6 +83,9 @@ class Classifier(nnx.Module):
         _, h = self.rnn(self.embed(chars), lengths=lengths)
         h = h[0] if self.kind == "lstm" else h  # LSTM: (h_n, c_n)
         return self.head(h[-1])  # h_n of the (only) layer: the state after the last char
+
+
+# --8<-- [end:model]
 
 
 def main(argv: list[str] | None = None) -> dict:

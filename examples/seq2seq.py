@@ -162,6 +162,7 @@ def init(
     }
 
 
+# --8<-- [start:model]
 def encode_source(
     params: Params, inputs: jax.Array, lengths: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
@@ -223,6 +224,9 @@ def greedy(params: Params, inputs: jax.Array, lengths: jax.Array) -> tuple[jax.A
     start = jnp.full(inputs.shape[:1], BOS)
     _, (ids, weights) = jax.lax.scan(step, (h, start), None, length=OUT_LEN)
     return jnp.swapaxes(ids, 0, 1), jnp.swapaxes(weights, 0, 1)
+
+
+# --8<-- [end:model]
 
 
 def translate(

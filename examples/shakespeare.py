@@ -101,6 +101,7 @@ CELLS = {  # --cell: the linen layer, and whether a GELU MLP follows it
 CELL_LAYERS = {"lstm": 1, "gru": 1, "mingru": 2, "minlstm": 2, "lru": 1, "rglru": 1}
 
 
+# --8<-- [start:model]
 class CharRNN(nn.Module):
     """Characters ``(B, T)`` and state -> next-character logits ``(B, T, V)`` and new state.
 
@@ -157,6 +158,7 @@ class CharRNN(nn.Module):
 
 
 CharLSTM = CharRNN  # the name before --cell
+# --8<-- [end:model]
 
 
 def sample(

@@ -138,6 +138,7 @@ def batches(
 # --- model -------------------------------------------------------------------------------
 
 
+# --8<-- [start:model]
 def masked_max(x: jax.Array, mask: jax.Array) -> jax.Array:
     """Max over the valid steps: ``(B, T, H), (B, T) -> (B, H)``."""
     return jnp.max(jnp.where(mask[..., None], x, -1e9), axis=1)
@@ -216,6 +217,7 @@ class JointBiLSTM(nn.Module):
 
 
 # --- decoding and metrics ----------------------------------------------------------------
+# --8<-- [end:model]
 
 
 def tags_by_intent(vocab: Vocab, tags, intents) -> np.ndarray:

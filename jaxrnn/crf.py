@@ -29,8 +29,7 @@ the Viterbi path recovered by composing back-pointer maps in a second associativ
 ``"parallel"`` on accelerators for long sequences over few tags (see :func:`choose_method`).
 Both give the same numbers up to round-off.
 
-Example::
-
+Examples:
     >>> import jax, jax.numpy as jnp
     >>> from jaxrnn import crf
     >>> tags = ["O", "B-loc", "I-loc"]
@@ -95,9 +94,10 @@ def bio_constraints(tag_names: Sequence[str]) -> Constraints:
 
     Other names (a padding tag such as ``"<pad>"``) are treated like ``"O"``.
 
-    >>> c = bio_constraints(["O", "B-loc", "I-loc"])
-    >>> c.transitions.astype(int).tolist(), c.start.tolist()
-    ([[1, 1, 0], [1, 1, 1], [1, 1, 1]], [True, True, False])
+    Examples:
+        >>> c = bio_constraints(["O", "B-loc", "I-loc"])
+        >>> c.transitions.astype(int).tolist(), c.start.tolist()
+        ([[1, 1, 0], [1, 1, 1], [1, 1, 1]], [True, True, False])
     """
     if isinstance(tag_names, str) or not isinstance(tag_names, Sequence):
         raise TypeError(f"tag_names must be a list of strings, got {type(tag_names).__name__}")

@@ -67,7 +67,23 @@ class OptionKwargs(TypedDict, total=False):
 class Options:
     """How a layer runs, as one frozen value: dropout rates and loop settings.
 
-    See the module docstring for each field. ``Options.of(**kwargs)`` checks them.
+    Every layer function takes these as keywords (``**options``); ``Options.of(**kwargs)``
+    checks them and rejects unknown names.
+
+    Args:
+        dropout: between layers, on every layer's output but the last, as PyTorch (runs
+            only with a ``key``).
+        input_dropout: variational dropout (Gal & Ghahramani 2016) on each layer's input:
+            one mask per sequence, layer and direction, shared by all steps.
+        recurrent_dropout: variational dropout on ``h`` where it enters the recurrence.
+        unroll: ``lax.scan``'s unroll.
+        remat: a chunk length, or ``True`` for ``ceil(√T)``: checkpoints each layer's loop
+            in chunks, activation memory ``O(T / chunk + chunk)`` steps instead of ``O(T)``.
+        matmul_dtype: e.g. ``jnp.bfloat16``: matmul operands in that dtype, sums in ``x``'s
+            (fused kernel only).
+        backend: ``"auto"`` (the fastest kernel that runs the call), ``"fused"``,
+            ``"scan"``, ``"parallel"`` or a plugin's (``"onednn"``); see
+            :mod:`jaxrnn.kernels`.
     """
 
     dropout: float = 0.0
@@ -195,17 +211,27 @@ def stack(
 ) -> tuple[Array, list[list[Carry]]]:
     """Run ``cell`` as a stacked, optionally bidirectional layer: ``x (T, B, I) -> (T, B, D*H)``.
 
-    ``cell`` is a family (or its name) or any cell ``cell(params, carry, x) -> (carry, y)``.
-    ``layers[k][d]`` holds the cell parameters of layer ``k`` and direction ``d`` (``d = 1``,
-    if present, runs backwards in time) and ``carries[k][d]`` its initial carry. Each layer
-    reads the concatenated outputs of both directions of the layer below. ``lengths``
-    (``(B,)``): PyTorch's packed-sequence semantics. ``resets`` (``(T, B)`` bool): the carry
-    restarts from zeros before each step where it is true (an episode start); the reverse
-    direction restarts at each segment's end. ``x`` is ``(B, T, I)`` if ``batch_first``
-    (and ``resets`` ``(B, T)``). Options: see :class:`Options`. Returns the top layer's
-    output and the final carries, nested like ``carries``.
+    Each layer reads the concatenated outputs of both directions of the layer below.
 
-    Example:
+    Args:
+        cell: a family (or its name) or any cell ``cell(params, carry, x) -> (carry, y)``.
+        layers: ``layers[k][d]`` holds the cell parameters of layer ``k`` and direction
+            ``d`` (``d = 1``, if present, runs backwards in time).
+        x: ``(T, B, I)``, or ``(B, T, I)`` with ``batch_first``.
+        carries: ``carries[k][d]`` is the initial carry of layer ``k``, direction ``d``.
+        lengths: ``(B,)`` ints in ``[1, T]``: PyTorch's packed-sequence semantics.
+        resets: ``(T, B)`` bool (``(B, T)`` with ``batch_first``): the carry restarts from
+            zeros before each step where true (an episode start); the reverse direction
+            restarts at each segment's end.
+        batch_first: ``x``, ``resets`` and the output are batch-major.
+        key: a PRNG key; dropout runs only with one.
+        **options: the layer options of :class:`Options`.
+
+    Returns:
+        ``(output, carries)``: the top layer's output ``(T, B, D*H)`` and the final
+            carries, nested like ``carries``.
+
+    Examples:
         >>> import jax.numpy as jnp, jaxrnn
         >>> def cell(p, h, x):
         ...     h = jnp.tanh(x @ p["w"] + h)
@@ -253,8 +279,9 @@ def stack(
     recurrent = opts.recurrent_dropout > 0.0 and key is not None
     if opts.recurrent_dropout > 0.0 and not family.recurrent_dropout:
         raise ValueError(
-            f"recurrent_dropout drops h where it enters weight_hh; the {family.name} family has "
-            "no such recurrence (use dropout between layers or input_dropout)"
+            f"recurrent_dropout drops h where it enters the recurrent weights; the "
+            f"{family.name} family has no such recurrence (use dropout between layers or "
+            "input_dropout)"
         )
     call = kernels.Call(
         lengths=lengths is not None,
@@ -377,10 +404,19 @@ def _check_input(x: Any, layout: Layout, family: Family) -> tuple[Array, bool]:
         )
     if x.shape[-1] != layout.input_size:
         raise ValueError(
-            f"input has feature size {x.shape[-1]} but weight_ih_l0 expects input_size="
-            f"{layout.input_size} (input shape {x.shape})"
+            f"input has feature size {x.shape[-1]} but {_input_weight(family, layout)} expects "
+            f"input_size={layout.input_size} (input shape {x.shape})"
         )
     return x, x.ndim == rank + 1
+
+
+def _input_weight(family: Family, layout: Layout) -> str:
+    """The layer-0 parameter that reads the input (``weight_ih_l0``; the LRU's ``B_re_l0``):
+    the first whose shape changes with ``input_size``."""
+    sizes = layout.sizes(0)
+    wider = dataclasses.replace(sizes, input_size=sizes.input_size + 1)
+    shapes, other = family.param_shapes(sizes), family.param_shapes(wider)
+    return next((f"{n}_l0" for n in shapes if shapes[n] != other.get(n)), "the first layer")
 
 
 def _initial_state(
@@ -471,10 +507,11 @@ def layer(
             ``unroll``, ``remat``, ``matmul_dtype``, ``backend``).
 
     Returns:
-        ``output (T, B, D*H_out)`` (batch-major with ``batch_first``) and the final state,
-        stacked like ``hx`` (``h_n (D*L, B, H)``, or a tuple such as ``(h_n, c_n)``).
+        ``(output, state)``: ``output (T, B, D*H_out)`` (batch-major with ``batch_first``)
+            and the final state, stacked like ``hx`` (``h_n (D*L, B, H)``, or a tuple such
+            as ``(h_n, c_n)``).
 
-    Example:
+    Examples:
         >>> import jax, jaxrnn
         >>> from jaxrnn.params import Layout, init_params
         >>> p = init_params(jax.random.key(0), Layout("gru", 3, 8, num_layers=2))
@@ -532,9 +569,26 @@ def rnn(
 ) -> tuple[Array, Array]:
     """Elman RNN, as ``torch.nn.RNN``: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, H))``.
 
-    ``params`` are ``torch.nn.RNN``'s state_dict names; the other arguments as :func:`layer`.
+    Args:
+        params: ``torch.nn.RNN``'s state_dict (``weight_ih_l0``, ``weight_hh_l0``,
+            ``bias_ih_l0``, ``bias_hh_l0``, ...; ``_reverse`` for the backward direction).
+        x: ``(T, B, I)``, ``(B, T, I)`` with ``batch_first``, or unbatched ``(T, I)``.
+        hx: the initial state ``h_0 (D*L, B, H)``; zeros if ``None``.
+        nonlinearity: ``"tanh"`` or ``"relu"``, as ``torch.nn.RNN``'s.
+        lengths: ``(B,)`` ints in ``[1, T]``: PyTorch's packed-sequence semantics (each
+            sequence stops at its length, padded outputs are zero, the reverse direction
+            starts at each sequence's last valid step).
+        resets: ``(T, B)`` bool (``(B, T)`` with ``batch_first``): the state restarts from
+            zeros before each step where true.
+        batch_first: ``x``, ``resets`` and the output are batch-major.
+        key: a PRNG key; dropout runs only with one.
+        **options: the layer options of :class:`Options` (``dropout``, ``input_dropout``,
+            ``recurrent_dropout``, ``unroll``, ``remat``, ``matmul_dtype``, ``backend``).
 
-    Example:
+    Returns:
+        ``(output (T, B, D*H), h_n (D*L, B, H))``, as ``torch.nn.RNN`` returns them.
+
+    Examples:
         >>> import jax, jaxrnn
         >>> from jaxrnn.params import Layout, init_params
         >>> p = init_params(jax.random.key(0), Layout("rnn_tanh", 3, 8, bidirectional=True))
@@ -564,10 +618,28 @@ def lstm(
     """LSTM, as ``torch.nn.LSTM``: ``x (T, B, I) -> (output, (h_n, c_n))``.
 
     ``output`` is ``(T, B, D*P)``, ``h_n`` ``(D*L, B, P)`` and ``c_n`` ``(D*L, B, H)``, where
-    ``P`` is ``proj_size`` when ``weight_hr_l*`` are present and ``H`` otherwise. The other
-    arguments as :func:`layer`.
+    ``P`` is ``proj_size`` when ``weight_hr_l*`` are present and ``H`` otherwise.
 
-    Example:
+    Args:
+        params: ``torch.nn.LSTM``'s state_dict (``weight_ih_l0``, ``weight_hh_l0``,
+            ``bias_ih_l0``, ``bias_hh_l0``, with ``proj_size`` ``weight_hr_l0``, ...).
+        x: ``(T, B, I)``, ``(B, T, I)`` with ``batch_first``, or unbatched ``(T, I)``.
+        hx: the initial state ``(h_0 (D*L, B, P), c_0 (D*L, B, H))``; zeros if ``None``.
+        lengths: ``(B,)`` ints in ``[1, T]``: PyTorch's packed-sequence semantics (each
+            sequence stops at its length, padded outputs are zero, the reverse direction
+            starts at each sequence's last valid step).
+        resets: ``(T, B)`` bool (``(B, T)`` with ``batch_first``): the state restarts from
+            zeros before each step where true.
+        batch_first: ``x``, ``resets`` and the output are batch-major.
+        key: a PRNG key; dropout runs only with one.
+        **options: the layer options of :class:`Options` (``dropout``, ``input_dropout``,
+            ``recurrent_dropout``, ``unroll``, ``remat``, ``matmul_dtype``, ``backend``).
+
+    Returns:
+        ``(output (T, B, D*P), (h_n (D*L, B, P), c_n (D*L, B, H)))``, as ``torch.nn.LSTM``
+            returns them.
+
+    Examples:
         >>> import jax, jaxrnn
         >>> from jaxrnn.params import Layout, init_params
         >>> p = init_params(jax.random.key(0), Layout('lstm', 3, 8, proj_size=4))
@@ -594,9 +666,25 @@ def gru(
 ) -> tuple[Array, Array]:
     """GRU, as ``torch.nn.GRU``: ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, H))``.
 
-    The other arguments as :func:`layer`.
+    Args:
+        params: ``torch.nn.GRU``'s state_dict (``weight_ih_l0``, ``weight_hh_l0``,
+            ``bias_ih_l0``, ``bias_hh_l0``, ...).
+        x: ``(T, B, I)``, ``(B, T, I)`` with ``batch_first``, or unbatched ``(T, I)``.
+        hx: the initial state ``h_0 (D*L, B, H)``; zeros if ``None``.
+        lengths: ``(B,)`` ints in ``[1, T]``: PyTorch's packed-sequence semantics (each
+            sequence stops at its length, padded outputs are zero, the reverse direction
+            starts at each sequence's last valid step).
+        resets: ``(T, B)`` bool (``(B, T)`` with ``batch_first``): the state restarts from
+            zeros before each step where true.
+        batch_first: ``x``, ``resets`` and the output are batch-major.
+        key: a PRNG key; dropout runs only with one.
+        **options: the layer options of :class:`Options` (``dropout``, ``input_dropout``,
+            ``recurrent_dropout``, ``unroll``, ``remat``, ``matmul_dtype``, ``backend``).
 
-    Example:
+    Returns:
+        ``(output (T, B, D*H), h_n (D*L, B, H))``, as ``torch.nn.GRU`` returns them.
+
+    Examples:
         >>> import jax, jaxrnn
         >>> from jaxrnn.params import Layout, init_params
         >>> p = init_params(jax.random.key(0), Layout("gru", 3, 8))
@@ -624,9 +712,25 @@ def layernorm_lstm(
     """Layer-normalised LSTM (:mod:`jaxrnn.families.layernorm_lstm`, Ba et al. 2016):
     ``x (T, B, I) -> (output (T, B, D*H), (h_n, c_n) each (D*L, B, H))``.
 
-    The other arguments as :func:`layer`.
+    Args:
+        params: the family's parameters under their state_dict names (from
+            :func:`jaxrnn.params.init_params` or a checkpoint).
+        x: ``(T, B, I)``, ``(B, T, I)`` with ``batch_first``, or unbatched ``(T, I)``.
+        hx: the initial state ``(h_0, c_0)``, each ``(D*L, B, H)``; zeros if ``None``.
+        lengths: ``(B,)`` ints in ``[1, T]``: PyTorch's packed-sequence semantics (each
+            sequence stops at its length, padded outputs are zero, the reverse direction
+            starts at each sequence's last valid step).
+        resets: ``(T, B)`` bool (``(B, T)`` with ``batch_first``): the state restarts from
+            zeros before each step where true.
+        batch_first: ``x``, ``resets`` and the output are batch-major.
+        key: a PRNG key; dropout runs only with one.
+        **options: the layer options of :class:`Options` (``dropout``, ``input_dropout``,
+            ``recurrent_dropout``, ``unroll``, ``remat``, ``matmul_dtype``, ``backend``).
 
-    Example:
+    Returns:
+        ``(output (T, B, D*H), (h_n, c_n))``, each state ``(D*L, B, H)``.
+
+    Examples:
         >>> import jax, jaxrnn
         >>> from jaxrnn.params import Layout, init_params
         >>> p = init_params(jax.random.key(0), Layout("layernorm_lstm", 3, 8))
@@ -655,9 +759,26 @@ def convlstm(
     ``x (T, B, Hs, Ws, C_in) -> (output (T, B, Hs, Ws, D*C), (h_n, c_n))``, each state
     ``(D*L, B, Hs, Ws, C)``.
 
-    The other arguments as :func:`layer`.
+    Args:
+        params: the family's parameters under their state_dict names (from
+            :func:`jaxrnn.params.init_params` or a checkpoint).
+        x: ``(T, B, I)``, ``(B, T, I)`` with ``batch_first``, or unbatched ``(T, I)`` (here
+            ``(T, B, Hs, Ws, C_in)``).
+        hx: the initial state ``(h_0, c_0)``, each ``(D*L, B, Hs, Ws, C)``; zeros if ``None``.
+        lengths: ``(B,)`` ints in ``[1, T]``: PyTorch's packed-sequence semantics (each
+            sequence stops at its length, padded outputs are zero, the reverse direction
+            starts at each sequence's last valid step).
+        resets: ``(T, B)`` bool (``(B, T)`` with ``batch_first``): the state restarts from
+            zeros before each step where true.
+        batch_first: ``x``, ``resets`` and the output are batch-major.
+        key: a PRNG key; dropout runs only with one.
+        **options: the layer options of :class:`Options` (``dropout``, ``input_dropout``,
+            ``recurrent_dropout``, ``unroll``, ``remat``, ``matmul_dtype``, ``backend``).
 
-    Example:
+    Returns:
+        ``(output (T, B, Hs, Ws, D*C), (h_n, c_n))``, each state ``(D*L, B, Hs, Ws, C)``.
+
+    Examples:
         >>> import jax, jaxrnn
         >>> from jaxrnn.params import Layout, init_params
         >>> layout = Layout("convlstm", 2, 4, options=(("kernel_size", (3, 3)),))
@@ -687,10 +808,27 @@ def mingru(
     ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, H))``.
 
     A linear recurrence: ``backend="auto"`` runs it as one ``lax.scan`` over precomputed
-    coefficients on CPU and as an associative scan (``"parallel"``) on accelerators. The
-    other arguments as :func:`layer`.
+    coefficients on CPU and as an associative scan (``"parallel"``) on accelerators.
 
-    Example:
+    Args:
+        params: the family's parameters under their state_dict names (from
+            :func:`jaxrnn.params.init_params` or a checkpoint).
+        x: ``(T, B, I)``, ``(B, T, I)`` with ``batch_first``, or unbatched ``(T, I)``.
+        hx: the initial state ``h_0 (D*L, B, H)``; zeros if ``None``.
+        lengths: ``(B,)`` ints in ``[1, T]``: PyTorch's packed-sequence semantics (each
+            sequence stops at its length, padded outputs are zero, the reverse direction
+            starts at each sequence's last valid step).
+        resets: ``(T, B)`` bool (``(B, T)`` with ``batch_first``): the state restarts from
+            zeros before each step where true.
+        batch_first: ``x``, ``resets`` and the output are batch-major.
+        key: a PRNG key; dropout runs only with one.
+        **options: the layer options of :class:`Options` (``dropout``, ``input_dropout``,
+            ``recurrent_dropout``, ``unroll``, ``remat``, ``matmul_dtype``, ``backend``).
+
+    Returns:
+        ``(output (T, B, D*H), h_n (D*L, B, H))``.
+
+    Examples:
         >>> import jax, jaxrnn
         >>> from jaxrnn.params import Layout, init_params
         >>> p = init_params(jax.random.key(0), Layout('mingru', 3, 8, num_layers=2))
@@ -718,7 +856,25 @@ def minlstm(
     """minLSTM (Feng et al. 2024; :mod:`jaxrnn.families.minlstm`):
     ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, H))``. As :func:`mingru`.
 
-    Example:
+    Args:
+        params: the family's parameters under their state_dict names (from
+            :func:`jaxrnn.params.init_params` or a checkpoint).
+        x: ``(T, B, I)``, ``(B, T, I)`` with ``batch_first``, or unbatched ``(T, I)``.
+        hx: the initial state ``h_0 (D*L, B, H)``; zeros if ``None``.
+        lengths: ``(B,)`` ints in ``[1, T]``: PyTorch's packed-sequence semantics (each
+            sequence stops at its length, padded outputs are zero, the reverse direction
+            starts at each sequence's last valid step).
+        resets: ``(T, B)`` bool (``(B, T)`` with ``batch_first``): the state restarts from
+            zeros before each step where true.
+        batch_first: ``x``, ``resets`` and the output are batch-major.
+        key: a PRNG key; dropout runs only with one.
+        **options: the layer options of :class:`Options` (``dropout``, ``input_dropout``,
+            ``recurrent_dropout``, ``unroll``, ``remat``, ``matmul_dtype``, ``backend``).
+
+    Returns:
+        ``(output (T, B, D*H), h_n (D*L, B, H))``.
+
+    Examples:
         >>> import jax, jaxrnn
         >>> from jaxrnn.params import Layout, init_params
         >>> p = init_params(jax.random.key(0), Layout('minlstm', 3, 8, bidirectional=True))
@@ -747,7 +903,25 @@ def lru(
     ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, N))``; the state ``h_n`` is complex,
     ``N`` the layout option ``state_size`` (default ``H``). As :func:`mingru`.
 
-    Example:
+    Args:
+        params: the family's parameters under their state_dict names (from
+            :func:`jaxrnn.params.init_params` or a checkpoint).
+        x: ``(T, B, I)``, ``(B, T, I)`` with ``batch_first``, or unbatched ``(T, I)``.
+        hx: the initial state ``h_0 (D*L, B, N)``, complex; zeros if ``None``.
+        lengths: ``(B,)`` ints in ``[1, T]``: PyTorch's packed-sequence semantics (each
+            sequence stops at its length, padded outputs are zero, the reverse direction
+            starts at each sequence's last valid step).
+        resets: ``(T, B)`` bool (``(B, T)`` with ``batch_first``): the state restarts from
+            zeros before each step where true.
+        batch_first: ``x``, ``resets`` and the output are batch-major.
+        key: a PRNG key; dropout runs only with one.
+        **options: the layer options of :class:`Options` (``dropout``, ``input_dropout``,
+            ``recurrent_dropout``, ``unroll``, ``remat``, ``matmul_dtype``, ``backend``).
+
+    Returns:
+        ``(output (T, B, D*H), h_n (D*L, B, N))``, ``h_n`` complex.
+
+    Examples:
         >>> import jax, jaxrnn
         >>> from jaxrnn.params import Layout, init_params
         >>> p = init_params(jax.random.key(0), Layout('lru', 3, 8, options=(('state_size', 16),)))
@@ -775,7 +949,25 @@ def rglru(
     """Real-Gated LRU of Griffin/Hawk (De et al. 2024; :mod:`jaxrnn.families.rglru`):
     ``x (T, B, I) -> (output (T, B, D*H), h_n (D*L, B, H))``. As :func:`mingru`.
 
-    Example:
+    Args:
+        params: the family's parameters under their state_dict names (from
+            :func:`jaxrnn.params.init_params` or a checkpoint).
+        x: ``(T, B, I)``, ``(B, T, I)`` with ``batch_first``, or unbatched ``(T, I)``.
+        hx: the initial state ``h_0 (D*L, B, H)``; zeros if ``None``.
+        lengths: ``(B,)`` ints in ``[1, T]``: PyTorch's packed-sequence semantics (each
+            sequence stops at its length, padded outputs are zero, the reverse direction
+            starts at each sequence's last valid step).
+        resets: ``(T, B)`` bool (``(B, T)`` with ``batch_first``): the state restarts from
+            zeros before each step where true.
+        batch_first: ``x``, ``resets`` and the output are batch-major.
+        key: a PRNG key; dropout runs only with one.
+        **options: the layer options of :class:`Options` (``dropout``, ``input_dropout``,
+            ``recurrent_dropout``, ``unroll``, ``remat``, ``matmul_dtype``, ``backend``).
+
+    Returns:
+        ``(output (T, B, D*H), h_n (D*L, B, H))``.
+
+    Examples:
         >>> import jax, jaxrnn
         >>> from jaxrnn.params import Layout, init_params
         >>> p = init_params(jax.random.key(0), Layout('rglru', 3, 8))
@@ -797,10 +989,18 @@ def init_state(
 ) -> Any:
     """The zero state of a stacked layer for ``batch`` sequences, stacked like ``hx``.
 
-    ``(D*L, B, H)`` (or a tuple such as ``(h, c)``; complex for the LRU); ``dtype`` defaults
-    to the parameters'. For images (ConvLSTM) use :func:`step` with ``state=None`` instead.
+    For images (ConvLSTM) use :func:`step` with ``state=None`` instead.
 
-    Example:
+    Args:
+        family: a family name or spec.
+        params: the layer's PyTorch-named parameters.
+        batch: the number of sequences ``B``.
+        dtype: the state's dtype; defaults to the parameters'.
+
+    Returns:
+        ``(D*L, B, H)`` zeros, or a tuple such as ``(h, c)`` of them (complex for the LRU).
+
+    Examples:
         >>> import jax, jaxrnn
         >>> from jaxrnn.params import Layout, init_params
         >>> p = init_params(jax.random.key(0), Layout('lstm', 3, 8, num_layers=2))
@@ -826,11 +1026,20 @@ def step(
 ) -> tuple[Array, Any]:
     """One time step of a unidirectional stack: ``x (B, I), state -> (y (B, H_out), state)``.
 
-    ``state`` is stacked like ``hx`` (:func:`init_state`; ``None``: zeros). Stepping a
-    sequence equals one :func:`layer` call over it, for acting in RL, online filtering and
-    generation; jit it once and every step reuses the compiled call.
+    Stepping a sequence equals one :func:`layer` call over it, for acting in RL, online
+    filtering and generation; jit it once and every step reuses the compiled call.
 
-    Example:
+    Args:
+        family: a family name or spec.
+        params: the layer's PyTorch-named parameters (unidirectional).
+        x: one time step ``(B, I)``.
+        state: stacked like ``hx`` (:func:`init_state`); ``None``: zeros.
+        **options: the layer options of :class:`Options`.
+
+    Returns:
+        ``(y, state)``: the top layer's output ``(B, H_out)`` and the next state.
+
+    Examples:
         >>> import jax, jaxrnn
         >>> from jaxrnn.params import Layout, init_params
         >>> p = init_params(jax.random.key(0), Layout('gru', 3, 8))

@@ -25,17 +25,35 @@ Array = jax.Array
 class Recurrent(nn.Module):
     """Any registered family as a stacked layer: ``x (T, B, I) -> (output, final state)``.
 
-    Fields are PyTorch's constructor arguments (``hidden_size``, ``num_layers``, ``bias``,
-    ``batch_first``, ``dropout``, ``bidirectional``, ``proj_size``) plus ``family`` (a
-    registered name), ``options`` (the family's own shape options as ``(name, value)``
-    pairs), ``deterministic`` (dropout off; field or call argument; dropout needs a
-    ``"dropout"`` rng), ``recurrent_init`` (``"uniform"`` as PyTorch, or ``"orthogonal"``),
-    ``param_dtype`` and the layer options of :class:`jaxrnn.functional.Options`
-    (``input_dropout``, ``recurrent_dropout``, ``unroll``, ``remat``, ``matmul_dtype``,
-    ``backend``). The call takes ``x``, ``hx`` and ``lengths``/``resets`` as
-    :func:`jaxrnn.functional.layer` does.
+    The fields are PyTorch's constructor arguments, then jaxrnn's own; the named layers
+    (:class:`LSTM`, :class:`GRU`, ...) only fix ``family``. Call the module as
+    :meth:`__call__` says; ``method="step"`` runs one time step.
 
-    Example:
+    Args:
+        hidden_size: features of the state ``h`` (``H``).
+        num_layers: stacked layers (``L``); each reads the layer below's output.
+        bias: whether the layers have the ``bias_*`` parameters.
+        batch_first: ``x`` and ``output`` are ``(B, T, ...)`` instead of ``(T, B, ...)``.
+        dropout: dropout rate on the outputs of every layer but the last (PyTorch's).
+        bidirectional: add a reverse direction per layer (``D = 2``), outputs concatenated.
+        proj_size: LSTM only: project ``h`` to this size (``P``); ``0``: no projection.
+        family: a registered family name (:func:`jaxrnn.families.names`).
+        options: the family's own shape options, as ``(name, value)`` pairs.
+        deterministic: dropout off; may also be given to the call. Dropout needs a
+            ``"dropout"`` rng.
+        recurrent_init: ``"uniform"`` (PyTorch's ``U(-1/sqrt(H), 1/sqrt(H))``) or
+            ``"orthogonal"`` for the recurrent matrices.
+        unroll: time steps unrolled per scan iteration (:class:`jaxrnn.functional.Options`).
+        param_dtype: dtype of the parameters.
+        input_dropout: variational dropout on each layer's input, one mask per sequence.
+        recurrent_dropout: variational dropout on ``h`` where it enters the recurrence.
+        remat: rematerialise the scan's steps in the backward pass (memory for compute).
+        matmul_dtype: dtype of the matmul operands (e.g. ``jnp.bfloat16``); ``None``: as
+            the parameters.
+        backend: the kernel (``"auto"``, ``"scan"``, ``"fused"``, ``"parallel"``, ...; see
+            :mod:`jaxrnn.kernels`).
+
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from jaxrnn.linen import Recurrent
         >>> layer = Recurrent(8, family="layernorm_lstm", bidirectional=True)
@@ -91,6 +109,20 @@ class Recurrent(nn.Module):
         resets: Array | None = None,
         deterministic: bool | None = None,
     ) -> tuple[Array, Any]:
+        """Run the layer over a sequence: ``x (T, B, I) -> (output (T, B, D*H), state)``.
+
+        Args:
+            x: ``(T, B, I)``, ``(B, T, I)`` with ``batch_first``, or unbatched ``(T, I)``.
+            hx: the initial state stacked like PyTorch's ``h_0`` (``(D*L, B, H)``, or a
+                tuple such as ``(h_0, c_0)``); zeros if ``None``.
+            lengths: ``(B,)`` ints in ``[1, T]``: PyTorch's packed-sequence semantics.
+            resets: ``(T, B)`` bool: the state restarts from zeros before each step where
+                true.
+            deterministic: dropout off (overrides the field).
+
+        Returns:
+            ``(output, final state)`` as :func:`jaxrnn.functional.layer` returns them.
+        """
         layout = self._layout(x.shape[-1])
         layout.spec.check_sizes(layout.sizes(0))
         names = list(layout.shapes())
@@ -282,11 +314,12 @@ class CRF(nn.Module):
     ``(K,)`` (``pytorch-crf``'s names and init); ``constraints`` (e.g.
     ``jaxrnn.crf.bio_constraints(tag_names)``) apply to training and decoding alike.
 
-    >>> model = CRF(3, constraints=crf.bio_constraints(["O", "B-x", "I-x"]))
-    >>> e, y = jnp.zeros((2, 4, 3)), jnp.zeros((2, 4), jnp.int32)
-    >>> variables = model.init(jax.random.key(0), e, y)
-    >>> nll = -model.apply(variables, e, y, jnp.array([4, 2])).mean()
-    >>> paths, scores = model.apply(variables, e, method=CRF.decode)
+    Examples:
+        >>> model = CRF(3, constraints=crf.bio_constraints(["O", "B-x", "I-x"]))
+        >>> e, y = jnp.zeros((2, 4, 3)), jnp.zeros((2, 4), jnp.int32)
+        >>> variables = model.init(jax.random.key(0), e, y)
+        >>> nll = -model.apply(variables, e, y, jnp.array([4, 2])).mean()
+        >>> paths, scores = model.apply(variables, e, method=CRF.decode)
     """
 
     num_tags: int

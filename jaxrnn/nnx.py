@@ -30,14 +30,36 @@ Array = jax.Array
 class Recurrent(nnx.Module):
     """Any registered family as a stacked layer: ``x (T, B, I) -> (output, final state)``.
 
-    Positional arguments are PyTorch's (``input_size, hidden_size, num_layers, bias,
-    batch_first, dropout, bidirectional, proj_size``); ``family`` names a registered family
-    (the named subclasses fix it), ``options`` holds its own shape options
-    (``{"kernel_size": (3, 3)}``), and the layer options of
-    :class:`jaxrnn.functional.Options` are keywords. ``rngs`` draws the parameters and, in
-    ``train()`` mode, the dropout masks.
+    Positional arguments are PyTorch's; the named layers (:class:`LSTM`, :class:`GRU`, ...)
+    only fix ``family``. Parameters are attributes under PyTorch's state_dict names.
 
-    Example:
+    Args:
+        input_size: features of ``x`` (``I``).
+        hidden_size: features of the state ``h`` (``H``).
+        num_layers: stacked layers (``L``); each reads the layer below's output.
+        bias: whether the layers have the ``bias_*`` parameters.
+        batch_first: ``x`` and ``output`` are ``(B, T, ...)`` instead of ``(T, B, ...)``.
+        dropout: dropout rate on the outputs of every layer but the last (PyTorch's), in
+            ``train()`` mode.
+        bidirectional: add a reverse direction per layer (``D = 2``), outputs concatenated.
+        proj_size: LSTM only: project ``h`` to this size (``P``); ``0``: no projection.
+        family: a registered family name (:func:`jaxrnn.families.names`); the named
+            subclasses set it.
+        options: the family's own shape options (``{"kernel_size": (3, 3)}``).
+        recurrent_init: ``"uniform"`` (PyTorch's ``U(-1/sqrt(H), 1/sqrt(H))``) or
+            ``"orthogonal"`` for the recurrent matrices.
+        param_dtype: dtype of the parameters.
+        input_dropout: variational dropout on each layer's input, one mask per sequence.
+        recurrent_dropout: variational dropout on ``h`` where it enters the recurrence.
+        unroll: time steps unrolled per scan iteration (:class:`jaxrnn.functional.Options`).
+        remat: rematerialise the scan's steps in the backward pass (memory for compute).
+        matmul_dtype: dtype of the matmul operands (e.g. ``jnp.bfloat16``); ``None``: as
+            the parameters.
+        backend: the kernel (``"auto"``, ``"scan"``, ``"fused"``, ``"parallel"``, ...; see
+            :mod:`jaxrnn.kernels`).
+        rngs: draws the parameters and, in ``train()`` mode, the dropout masks.
+
+    Examples:
         >>> import jax.numpy as jnp
         >>> from flax import nnx
         >>> from jaxrnn.nnx import Recurrent
@@ -129,6 +151,21 @@ class Recurrent(nnx.Module):
         resets: Array | None = None,
         deterministic: bool | None = None,
     ) -> tuple[Array, Any]:
+        """Run the layer over a sequence: ``x (T, B, I) -> (output (T, B, D*H), state)``.
+
+        Args:
+            x: ``(T, B, I)``, ``(B, T, I)`` with ``batch_first``, or unbatched ``(T, I)``.
+            hx: the initial state stacked like PyTorch's ``h_0`` (``(D*L, B, H)``, or a
+                tuple such as ``(h_0, c_0)``); zeros if ``None``.
+            lengths: ``(B,)`` ints in ``[1, T]``: PyTorch's packed-sequence semantics.
+            resets: ``(T, B)`` bool: the state restarts from zeros before each step where
+                true.
+            deterministic: dropout off (default: off after ``eval()``, on after
+                ``train()``).
+
+        Returns:
+            ``(output, final state)`` as :func:`jaxrnn.functional.layer` returns them.
+        """
         return functional.layer(
             self.layout.family, self.state_dict(), x, hx, lengths=lengths, resets=resets,
             batch_first=self.batch_first, key=self._key(deterministic), dropout=self.dropout,
@@ -318,10 +355,11 @@ class CRF(nnx.Module):
     ``end`` ``(K,)`` (``pytorch-crf``'s names and init); ``constraints`` (e.g.
     ``jaxrnn.crf.bio_constraints(tag_names)``) apply to training and decoding alike.
 
-    >>> model = CRF(3, constraints=crf.bio_constraints(["O", "B-x", "I-x"]), rngs=nnx.Rngs(0))
-    >>> e, y = jnp.zeros((2, 4, 3)), jnp.zeros((2, 4), jnp.int32)
-    >>> nll = -model(e, y, jnp.array([4, 2])).mean()
-    >>> paths, scores = model.decode(e)
+    Examples:
+        >>> model = CRF(3, constraints=crf.bio_constraints(["O", "B-x", "I-x"]), rngs=nnx.Rngs(0))
+        >>> e, y = jnp.zeros((2, 4, 3)), jnp.zeros((2, 4), jnp.int32)
+        >>> nll = -model(e, y, jnp.array([4, 2])).mean()
+        >>> paths, scores = model.decode(e)
     """
 
     def __init__(

@@ -237,6 +237,14 @@ def init_param(
             f"recurrent_init must be 'uniform' or 'orthogonal', got {recurrent_init!r}"
         )
     hidden = layout.hidden_size
+    if recurrent_init == "orthogonal":
+        recurrent = layout.spec.param_shapes(layout.sizes(0)).get("weight_hh")
+        if recurrent is None or len(recurrent) != 2:
+            what = "none" if recurrent is None else f"one of shape {recurrent}"
+            raise ValueError(
+                "recurrent_init='orthogonal' makes each gate block of a 2-D weight_hh "
+                f"orthogonal; the {layout.spec.name} family has {what} (use 'uniform')"
+            )
     if recurrent_init == "orthogonal" and name.startswith("weight_hh") and len(shape) == 2:
         keys = jax.random.split(key, shape[0] // hidden)
         blocks = [jax.nn.initializers.orthogonal()(k, (hidden, shape[1]), dtype) for k in keys]

@@ -38,7 +38,7 @@ def scan(
     ``True`` for ``ceil(√T)``) checkpoints the loop in chunks: same results, activation
     memory ``O(T / chunk + chunk)`` steps.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> from jaxrnn.scan import scan
         >>> cell = lambda p, h, x: (h + x, h + x)  # a running sum

@@ -1,6 +1,8 @@
-"""The families beyond PyTorch's (layer-norm LSTM, ConvLSTM) against float64 NumPy loops
-written from their papers, and what the registry gives every family: resets, backends,
-forward-mode autodiff, checks under jit, linen and nnx layers."""
+"""Resets against torch, backends, forward-mode autodiff, checks under jit and nnx attributes.
+
+What every registered family gets (its maths against a float64 reference, linen and nnx
+modules, resets, interop) is tested in ``tests/test_registry.py``, with no family named.
+"""
 
 from __future__ import annotations
 
@@ -18,97 +20,12 @@ import jaxrnn.linen
 import jaxrnn.nnx
 from jaxrnn import families, kernels
 from jaxrnn.interop import from_torch
-from jaxrnn.params import Layout, init_params, layer_params
+from jaxrnn.params import Layout, init_params
 
 # float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
 pytestmark = pytest.mark.usefixtures("float32_matmuls")
 
 T, B, I, H = 6, 3, 3, 4
-
-
-def _sig(a):
-    return 1 / (1 + np.exp(-a))
-
-
-def _ln(z, gain, shift):
-    mean = z.mean(-1, keepdims=True)
-    var = ((z - mean) ** 2).mean(-1, keepdims=True)
-    return (z - mean) / np.sqrt(var + 1e-5) * gain + shift
-
-
-def np_layernorm_lstm_step(p, h, c, x):
-    """Ba et al. 2016, eqs. 20-22."""
-    z = _ln(x @ p["weight_ih"].T, p["ln_ih_weight"], p["ln_ih_bias"])
-    z = z + _ln(h @ p["weight_hh"].T, p["ln_hh_weight"], p["ln_hh_bias"])
-    i, f, g, o = np.split(z, 4, axis=-1)
-    c = _sig(f) * c + _sig(i) * np.tanh(g)
-    h = _sig(o) * np.tanh(_ln(c, p["ln_cell_weight"], p["ln_cell_bias"]))
-    return h, c
-
-
-def np_conv_same(x, w):
-    """``"SAME"`` cross-correlation, ``x (B, Hs, Ws, Cin)``, ``w (O, Cin, kh, kw)``."""
-    kh, kw = w.shape[2:]
-    ph, pw = (kh - 1) // 2, (kw - 1) // 2
-    xp = np.pad(x, ((0, 0), (ph, kh - 1 - ph), (pw, kw - 1 - pw), (0, 0)))
-    out = np.zeros((*x.shape[:3], w.shape[0]))
-    for a in range(kh):
-        for b in range(kw):
-            patch = xp[:, a : a + x.shape[1], b : b + x.shape[2], :]
-            out += patch @ w[:, :, a, b].T
-    return out
-
-
-def np_convlstm_step(p, h, c, x):
-    """Shi et al. 2015, eq. 3 without peepholes."""
-    z = np_conv_same(x, p["weight_ih"]) + p["bias_ih"]
-    z = z + np_conv_same(h, p["weight_hh"]) + p["bias_hh"]
-    i, f, g, o = np.split(z, 4, axis=-1)
-    c = _sig(f) * c + _sig(i) * np.tanh(g)
-    return _sig(o) * np.tanh(c), c
-
-
-def np_stack(step, params, xs, lengths, layers, directions, state_shape):
-    """Stacked, bidirectional layers with PyTorch's packed semantics, in float64."""
-    p64 = {k: np.asarray(v, np.float64) for k, v in params.items()}
-    x = np.asarray(xs, np.float64)
-    finals = []
-    for k in range(layers):
-        outs = []
-        for d in range(directions):
-            p = layer_params(p64, k, reverse=d == 1)
-            h, c = np.zeros(state_shape), np.zeros(state_shape)
-            y = np.zeros(x.shape[:-1] + state_shape[-1:])
-            order = range(len(x) - 1, -1, -1) if d else range(len(x))
-            for t in order:
-                h_new, c_new = step(p, h, c, x[t])
-                valid = (t < lengths).reshape((-1,) + (1,) * (h.ndim - 1))
-                h, c = np.where(valid, h_new, h), np.where(valid, c_new, c)
-                y[t] = np.where(valid, h, 0.0)
-            outs.append(y)
-            finals.append((h, c))
-        x = np.concatenate(outs, axis=-1)
-    return x, np.stack([h for h, _ in finals]), np.stack([c for _, c in finals])
-
-
-@pytest.mark.parametrize("name", ["layernorm_lstm", "convlstm"])
-def test_new_family_matches_its_paper_in_float64(name):
-    spatial = (5, 5) if name == "convlstm" else ()
-    layout = Layout(name, I, H, num_layers=2, bidirectional=True)
-    params = init_params(jax.random.key(0), layout)
-    if name == "layernorm_lstm":  # move gains and shifts off 1 and 0 so they are tested
-        params = {
-            k: v + 0.3 * jax.random.normal(jax.random.key(len(k)), v.shape) if "ln_" in k else v
-            for k, v in params.items()
-        }
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((T, B, *spatial, I)).astype(np.float32)
-    lengths = np.array([6, 2, 4])
-    out, (h_n, c_n) = jaxrnn.layer(name, params, jnp.asarray(x), lengths=jnp.asarray(lengths))
-    step = np_layernorm_lstm_step if name == "layernorm_lstm" else np_convlstm_step
-    want = np_stack(step, params, x, lengths, 2, 2, (B, *spatial, H))
-    for got, ref in zip((out, h_n, c_n), want, strict=True):
-        np.testing.assert_allclose(np.asarray(got, np.float64), ref, rtol=2e-5, atol=2e-6)
 
 
 def test_layernorm_lstm_gradients_match_finite_differences():
@@ -126,25 +43,6 @@ def test_layernorm_lstm_gradients_match_finite_differences():
                 loss({**params, name: params[name] + e}) - loss({**params, name: params[name] - e})
             ) / 2e-6
             np.testing.assert_allclose(grads[name].ravel()[1], fd, rtol=1e-6)
-
-
-@pytest.mark.parametrize("name", ["layernorm_lstm", "convlstm"])
-def test_new_family_modules_agree_with_the_functional_layer(name):
-    spatial = (4, 4) if name == "convlstm" else ()
-    x = jax.random.normal(jax.random.key(0), (B, T, *spatial, I))
-    lengths = jnp.array([6, 1, 3])
-    cls = {"layernorm_lstm": "LayerNormLSTM", "convlstm": "ConvLSTM"}[name]
-    linen = getattr(jaxrnn.linen, cls)(H, num_layers=2, bidirectional=True, batch_first=True)
-    variables = linen.init(jax.random.key(1), x, lengths=lengths)
-    got_linen = linen.apply(variables, x, lengths=lengths)
-    want = jaxrnn.layer(name, variables["params"], x, lengths=lengths, batch_first=True)
-    chex.assert_trees_all_close(got_linen, want)
-    module = getattr(jaxrnn.nnx, cls)(
-        I, H, num_layers=2, bidirectional=True, batch_first=True, rngs=nnx.Rngs(0)
-    )
-    module.load_state_dict(variables["params"])
-    chex.assert_trees_all_close(module(x, lengths=lengths), want)
-    chex.assert_shape(want[0], (B, T, *spatial, 2 * H))
 
 
 # --- resets ---------------------------------------------------------------------------------
@@ -183,20 +81,6 @@ def test_resets_equal_running_each_episode_separately_in_torch(kind, bidirection
     # Row 1 has no resets: the plain packed result.
     want_out = torch_forward(m, cfg, x[:, 1:], None, np.array([steps - 2]))[0]
     np.testing.assert_allclose(out[:, 1:], want_out, rtol=1e-5, atol=2e-6)
-
-
-@pytest.mark.parametrize("name", ["layernorm_lstm", "convlstm"])
-def test_resets_equal_separate_episodes_for_every_family(name):
-    spatial = (3, 3) if name == "convlstm" else ()
-    params = init_params(jax.random.key(0), Layout(name, I, H, bidirectional=True))
-    steps = sum(EPISODES)
-    x = jax.random.normal(jax.random.key(1), (steps, 1, *spatial, I))
-    resets = np.zeros((steps, 1), bool)
-    resets[np.cumsum(EPISODES)[:-1]] = True
-    out, _ = jaxrnn.layer(name, params, x, resets=resets)
-    pieces = np.split(np.arange(steps), np.cumsum(EPISODES)[:-1])
-    want = jnp.concatenate([jaxrnn.layer(name, params, x[p])[0] for p in pieces])
-    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
 
 
 def test_resets_follow_batch_first_and_unbatched_input():

@@ -222,11 +222,36 @@ def affine_sizes(gates: int) -> Callable[[Params], Sizes]:
     return read
 
 
+# PyTorch's own families keep PyTorch's message for a projection they do not take.
+_TORCH_WITHOUT_PROJECTION = ("rnn_tanh", "rnn_relu", "gru")
+
+
+def projection_free(family: str) -> Callable[[Sizes], None]:
+    """A ``check_sizes`` for a family without ``proj_size`` (``torch.nn.LSTM``'s projection
+    of ``h``): any ``proj_size > 0`` is a ``ValueError`` naming ``family``."""
+
+    def check(sizes: Sizes) -> None:
+        if not sizes.proj_size:
+            return
+        if family in _TORCH_WITHOUT_PROJECTION:
+            what = "proj_size argument is only supported for LSTM, not RNN or GRU"
+        else:
+            what = (
+                f"proj_size (an output projection of h, as in torch.nn.LSTM) is not "
+                f"supported by the {family} family"
+            )
+        raise ValueError(f"{what}, got proj_size={sizes.proj_size}")
+
+    return check
+
+
 def no_projection(sizes: Sizes) -> None:
+    """A ``check_sizes`` refusing ``proj_size > 0``; prefer :func:`projection_free`, whose
+    message names the family."""
     if sizes.proj_size:
         raise ValueError(
-            "proj_size argument is only supported for LSTM, not RNN or GRU, "
-            f"got proj_size={sizes.proj_size}"
+            "proj_size (an output projection of h, as in torch.nn.LSTM) is not supported by "
+            f"this family, got proj_size={sizes.proj_size}"
         )
 
 

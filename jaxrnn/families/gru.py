@@ -23,7 +23,7 @@ from jaxrnn.families.base import (
     linear,
     masked_outputs,
     matmul,
-    no_projection,
+    projection_free,
     shifted,
     sigmoid,
     vector_state,
@@ -130,5 +130,5 @@ GRU = Family(
     kernels=("fused", "scan"),
     dropped_cell=dropped_gru_cell,
     fused=Fused(_forward, _backward),
-    check_sizes=no_projection,
+    check_sizes=projection_free("gru"),
 )

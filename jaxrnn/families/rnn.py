@@ -25,7 +25,7 @@ from jaxrnn.families.base import (
     hold,
     masked_outputs,
     matmul,
-    no_projection,
+    projection_free,
     shifted,
     vector_state,
 )
@@ -113,7 +113,7 @@ def _elman(name: str, cell: Cell, act: Callable[[Array], Array], tanh: bool) -> 
         state_shapes=vector_state,
         kernels=("fused", "scan"),
         fused=_fused(act, tanh),
-        check_sizes=no_projection,
+        check_sizes=projection_free(name),
     )
 
 

@@ -73,7 +73,7 @@ class Kernel(NamedTuple):
 
 def _no_recurrent_dropout(family: Family, call: Call) -> str | None:
     if call.recurrent_dropout and not family.recurrent_dropout:
-        return f"the {family.name} family has no recurrence through weight_hh to drop"
+        return f"the {family.name} family has no recurrence through a weight on h to drop"
     return None
 
 
