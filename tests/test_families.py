@@ -137,8 +137,8 @@ def test_auto_takes_the_fastest_kernel_that_runs_the_call():
             r"backend='fused' cannot run this call: resets run on the scan kernel",
         ),
         (
-            lambda p, x: jaxrnn.layer("layernorm_lstm", p, x, backend="cudnn"),
-            r"backend must be 'auto' or one of \[.*'fused'.*'scan'.*\], got 'cudnn'",
+            lambda p, x: jaxrnn.layer("layernorm_lstm", p, x, backend="tpu_pallas"),
+            r"backend must be 'auto' or one of \[.*'fused'.*'scan'.*\], got 'tpu_pallas'",
         ),
     ],
     ids=["not offered", "cannot run", "unknown"],
