@@ -220,6 +220,6 @@ LRU = Family(
     linear=Linear(coefficients, readout),
     recurrent_dropout=False,
     state_dtype=lambda dtype: jnp.result_type(dtype, jnp.complex64),
-    options=(("state_size", 0),),
+    options=(("state_size", 0), ("r_min", 0.0), ("r_max", 1.0), ("max_phase", 2 * math.pi)),
     check_sizes=_check_sizes,
 )
