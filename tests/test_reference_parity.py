@@ -265,7 +265,8 @@ def test_rglru_matches_recurrentgemma_with_resets_and_lengths(bidirectional):
     params: dict[str, jax.Array] = {}
     for d, suffix in enumerate(("", "_reverse")[:directions]):
         params |= rglru_weights({name: case[f"{name}{d}"] for name in GATES}, suffix)
-    x, resets, lengths, cot = case["x"], case["resets"], case["lengths"], case["cot"]
+    x, cot = case["x"], case["cot"]
+    resets, lengths = jnp.asarray(case["resets"]), jnp.asarray(case["lengths"])
     blk = H // HEADS
 
     for backend in KERNELS:
@@ -330,7 +331,9 @@ def test_rglru_matches_recurrentgemma_jax_in_float32():
     for backend in KERNELS:
 
         def ours(p, backend=backend):
-            y, _ = jaxrnn.layer("rglru", p, x, resets=resets, backend=backend)
+            y, _ = jaxrnn.layer(
+                "rglru", p, jnp.asarray(x), resets=jnp.asarray(resets), backend=backend
+            )
             return jnp.sum(y * cot), y
 
         (_, got), dp = jax.value_and_grad(ours, has_aux=True)(params)
@@ -356,7 +359,7 @@ def test_rglru_segment_start_is_griffins_unnormalised_input():
     w, b = params["weight_ih_l0"], params["bias_ih_l0"]
     gate_i = jax.nn.sigmoid(x @ w[H:].T + b[H:])
     for backend in KERNELS:
-        y, _ = jaxrnn.layer("rglru", params, x, resets=resets, backend=backend)
+        y, _ = jaxrnn.layer("rglru", params, x, resets=jnp.asarray(resets), backend=backend)
         np.testing.assert_allclose(y[0], gate_i[0] * x[0], rtol=4 * EPS32 * H, atol=0)
         np.testing.assert_allclose(y[5, 1], gate_i[5, 1] * x[5, 1], rtol=4 * EPS32 * H, atol=0)
 
@@ -376,12 +379,29 @@ def test_rglru_gradients_stay_finite_when_the_gate_saturates(dtype, pre):
     for backend in KERNELS:
 
         def loss(p, xx, backend=backend):
-            y, h = jaxrnn.layer("rglru", p, xx, resets=resets, backend=backend)
+            y, h = jaxrnn.layer("rglru", p, xx, resets=jnp.asarray(resets), backend=backend)
             return jnp.sum(y.astype(jnp.float32)) + jnp.sum(h.astype(jnp.float32))
 
         grads = jax.grad(loss, argnums=(0, 1))(params, x)
         for leaf in jax.tree.leaves(grads):
             assert bool(jnp.all(jnp.isfinite(leaf))), (backend, pre)
+
+
+@pytest.mark.parametrize("nu_log", [-100.0, 100.0])
+def test_lru_gradients_stay_finite_at_extreme_eigenvalue_parameters(nu_log):
+    """Regression (issue 18): ``ν^log = 100`` overflowed ``exp`` and made its gradient NaN
+    (``inf * 0``); -100 puts ``|λ|`` at 1. float32 only: the LRU's complex state has no
+    bfloat16 form."""
+    params = init_params(jax.random.key(0), Layout("lru", 4, 4))
+    params["nu_log_l0"] = jnp.full_like(params["nu_log_l0"], nu_log)
+    x = jax.random.normal(jax.random.key(1), (6, 2, 4))
+    for backend in KERNELS:
+
+        def loss(p, backend=backend):
+            return jnp.sum(jaxrnn.layer("lru", p, x, backend=backend)[0])
+
+        for name, g in jax.grad(loss)(params).items():
+            assert bool(jnp.all(jnp.isfinite(g))), (backend, name)
 
 
 def test_sqrt_bounded_derivative_caps_the_slope_and_keeps_the_value():
@@ -541,6 +561,6 @@ def test_unknown_options_are_errors_that_list_the_allowed_ones():
     with pytest.raises(ValueError, match="must be one of"):
         families.get("mingru").with_options(candidate="log")
     with pytest.raises(ValueError, match="must be one of"):
-        jaxrnn.mingru(init_params(jax.random.key(0), Layout("mingru", 3, 4)), x, candidate="h")
+        jaxrnn.mingru(init_params(jax.random.key(0), Layout("mingru", 3, 4)), x, candidate="h")  # pyright: ignore[reportArgumentType]
     with pytest.raises(TypeError, match="options must be"):
         Layout("mingru", 3, 4, options=3)  # type: ignore[arg-type]

@@ -189,7 +189,14 @@ class Family:
         ``families.get("mingru").with_options(candidate="g")``; options that only shape the
         parameters (ConvLSTM's ``kernel_size``) are accepted and belong in ``Layout``. The
         same options give the same value (one compiled loop). Unknown names or values are a
-        ``ValueError`` listing the allowed ones."""
+        ``ValueError`` listing the allowed ones.
+
+        Examples:
+            >>> from jaxrnn import families
+            >>> g = families.get("mingru").with_options(candidate="g")
+            >>> g.settings, g is families.get("mingru").with_options(candidate="g")
+            ((('candidate', 'g'),), True)
+        """
         self.check_options(options)
         base = _BASES.get(id(self), self)
         runtime = {n: v for n, v in options.items() if n in dict(base.choices)}

@@ -129,7 +129,7 @@ def readout(params: Params, hs: Array, xs: Array) -> Array:
     return hs
 
 
-def _family(candidate: str = "linear") -> Family:
+def _family(candidate: Candidate = "linear") -> Family:
     check_candidate(candidate)
     return Family(
         name="minlstm",

@@ -52,6 +52,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
+from typing import cast
 
 import jax
 import jax.numpy as jnp
@@ -166,7 +167,7 @@ def _ab(params: Params, x: Array, c: float, start: Array | None = None) -> tuple
     r, i = jnp.split(gates, 2, axis=-1)
     log_a = -c * r * jax.nn.softplus(params["a_param"])  # eq. 3 in log space
     a = jnp.exp(log_a)
-    scale = sqrt_bounded_derivative(-jnp.expm1(2 * log_a), MAX_SQRT_GRADIENT)  # eq. 4
+    scale = cast(Array, sqrt_bounded_derivative(-jnp.expm1(2 * log_a), MAX_SQRT_GRADIENT))
     if start is not None:  # a segment start: h = i ⊙ u, as recurrentgemma
         at_start = start[..., None]
         a = jnp.where(at_start, jnp.zeros_like(a), a)
