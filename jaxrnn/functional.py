@@ -207,6 +207,7 @@ def stack(
     resets: Array | None = None,
     batch_first: bool = False,
     key: Array | None = None,
+    fresh_start: bool = False,
     **options: Unpack[OptionKwargs],
 ) -> tuple[Array, list[list[Carry]]]:
     """Run ``cell`` as a stacked, optionally bidirectional layer: ``x (T, B, I) -> (T, B, D*H)``.
@@ -225,6 +226,10 @@ def stack(
             restarts at each segment's end.
         batch_first: ``x``, ``resets`` and the output are batch-major.
         key: a PRNG key; dropout runs only with one.
+        fresh_start: the carries are not a previous call's state, so each direction's first
+            step (the reverse direction's: each sequence's last valid step) starts a
+            segment; this matters only to a family whose segment start is a step of its own
+            (RG-LRU), and :func:`layer` sets it when ``hx`` is ``None``.
         **options: the layer options of :class:`Options`.
 
     Returns:
@@ -276,6 +281,14 @@ def stack(
         valid = jnp.arange(steps, dtype=jnp.int32)[:, None] < lengths[None, :]
     if resets is not None:
         resets = check_resets(resets, steps, batch)
+    if not isinstance(fresh_start, bool):
+        raise TypeError(f"fresh_start must be a bool, got {type(fresh_start).__name__}")
+    starts = None  # each direction's first step, where the segment starts (RG-LRU)
+    if fresh_start and family.start_step is not None:
+        t = jnp.arange(steps, dtype=jnp.int32)[:, None]
+        last = steps - 1 if lengths is None else lengths[None, :] - 1
+        starts = (t == 0, t == last)
+        resets = jnp.zeros((steps, batch), bool) if resets is None else resets
     recurrent = opts.recurrent_dropout > 0.0 and key is not None
     if opts.recurrent_dropout > 0.0 and not family.recurrent_dropout:
         raise ValueError(
@@ -332,6 +345,8 @@ def stack(
                     h = hidden_of(c)
                     mask = dropout_mask(k_rec, h.shape, opts.recurrent_dropout, h.dtype)
             r = None if resets is None else (_reverse_resets(resets) if d == 1 else resets)
+            if starts is not None and r is not None:
+                r = r | jnp.broadcast_to(starts[d], r.shape)
             # A reset restarts from the family's initial (zero) carry, not from hx: so a
             # stream cut into chunks, each starting from the last one's state, equals one call.
             init = None if r is None else jax.tree.map(jnp.zeros_like, c)
@@ -542,7 +557,7 @@ def layer(
     ]
     out, finals = stack(
         spec, layers, x, carries, lengths=lengths, resets=resets, batch_first=batch_first,
-        key=key, **options,
+        key=key, fresh_start=hx is None, **options,
     )  # fmt: skip
     flat = [c for layer in finals for c in layer]
     if len(spec.state_names) == 1:
@@ -802,6 +817,7 @@ def mingru(
     resets: Array | None = None,
     batch_first: bool = False,
     key: Array | None = None,
+    candidate: Literal["linear", "g"] = "linear",
     **options: Unpack[OptionKwargs],
 ) -> tuple[Array, Array]:
     """minGRU (Feng et al. 2024; :mod:`jaxrnn.families.mingru`):
@@ -822,6 +838,8 @@ def mingru(
             zeros before each step where true.
         batch_first: ``x``, ``resets`` and the output are batch-major.
         key: a PRNG key; dropout runs only with one.
+        candidate: ``"linear"`` (the paper's §3.1, ``h~ = W_h x``) or ``"g"`` (its log-space
+            appendix, ``h~ = g(W_h x)``, what ``mingru-pytorch`` runs).
         **options: the layer options of :class:`Options` (``dropout``, ``input_dropout``,
             ``recurrent_dropout``, ``unroll``, ``remat``, ``matmul_dtype``, ``backend``).
 
@@ -837,8 +855,8 @@ def mingru(
         ((5, 4, 8), (2, 4, 8))
     """
     return layer(
-        MINGRU, params, x, hx, lengths=lengths, resets=resets, batch_first=batch_first,
-        key=key, **options,
+        MINGRU.with_options(candidate=candidate), params, x, hx, lengths=lengths,
+        resets=resets, batch_first=batch_first, key=key, **options,
     )  # fmt: skip
 
 
@@ -851,6 +869,7 @@ def minlstm(
     resets: Array | None = None,
     batch_first: bool = False,
     key: Array | None = None,
+    candidate: Literal["linear", "g"] = "linear",
     **options: Unpack[OptionKwargs],
 ) -> tuple[Array, Array]:
     """minLSTM (Feng et al. 2024; :mod:`jaxrnn.families.minlstm`):
@@ -868,6 +887,8 @@ def minlstm(
             zeros before each step where true.
         batch_first: ``x``, ``resets`` and the output are batch-major.
         key: a PRNG key; dropout runs only with one.
+        candidate: ``"linear"`` (the paper's §3.1, ``h~ = W_h x``) or ``"g"`` (its log-space
+            appendix, ``h~ = g(W_h x)``, what ``mingru-pytorch`` runs).
         **options: the layer options of :class:`Options` (``dropout``, ``input_dropout``,
             ``recurrent_dropout``, ``unroll``, ``remat``, ``matmul_dtype``, ``backend``).
 
@@ -883,8 +904,8 @@ def minlstm(
         ((5, 4, 16), (2, 4, 8))
     """
     return layer(
-        MINLSTM, params, x, hx, lengths=lengths, resets=resets, batch_first=batch_first,
-        key=key, **options,
+        MINLSTM.with_options(candidate=candidate), params, x, hx, lengths=lengths,
+        resets=resets, batch_first=batch_first, key=key, **options,
     )  # fmt: skip
 
 
@@ -1022,6 +1043,8 @@ def step(
     params: Mapping[str, Array],
     x: Array,
     state: Any = None,
+    *,
+    resets: Array | None = None,
     **options: Unpack[OptionKwargs],
 ) -> tuple[Array, Any]:
     """One time step of a unidirectional stack: ``x (B, I), state -> (y (B, H_out), state)``.
@@ -1033,7 +1056,11 @@ def step(
         family: a family name or spec.
         params: the layer's PyTorch-named parameters (unidirectional).
         x: one time step ``(B, I)``.
-        state: stacked like ``hx`` (:func:`init_state`); ``None``: zeros.
+        state: stacked like ``hx`` (:func:`init_state`); ``None``: zeros, and the step
+            starts a sequence.
+        resets: ``(B,)`` bool: the sequences that start a new segment at this step (as
+            :func:`layer`'s ``resets``; for the RG-LRU a segment start is a step of its own,
+            so pass ``resets`` at a sequence's first step when ``state`` is not ``None``).
         **options: the layer options of :class:`Options`.
 
     Returns:
@@ -1062,5 +1089,12 @@ def step(
             f"step takes one time step x of shape (B, features...), "
             f"got shape {getattr(x, 'shape', None)}"
         )
-    out, state = layer(spec, params, x[None], state, **options)
+    if resets is not None:
+        if getattr(resets, "shape", None) != x.shape[:1]:
+            raise ValueError(
+                f"resets of one step must have shape (B,) = {x.shape[:1]}, got shape "
+                f"{getattr(resets, 'shape', None)}"
+            )
+        resets = jnp.asarray(resets)[None]
+    out, state = layer(spec, params, x[None], state, resets=resets, **options)
     return out[0], state

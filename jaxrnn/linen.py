@@ -10,6 +10,7 @@ x)`` reproduces ``torch_lstm(x)``.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import flax.linen as nn
@@ -20,6 +21,13 @@ from jaxrnn import attention, crf, families, functional
 from jaxrnn.params import Layout, RecurrentInit, check_constructor, init_param
 
 Array = jax.Array
+
+
+def _pairs(options: Any, **fields: Any) -> tuple[tuple[str, Any], ...]:
+    """A module's ``options`` (pairs or a mapping) with its own option fields, as sorted
+    pairs; :class:`~jaxrnn.params.Layout` checks the names and values."""
+    given = dict(options.items() if isinstance(options, Mapping) else options)
+    return tuple(sorted((given | fields).items()))
 
 
 class Recurrent(nn.Module):
@@ -96,7 +104,7 @@ class Recurrent(nn.Module):
     def _layout(self, input_size: int) -> Layout:
         return Layout(
             self.family_name(), input_size, self.hidden_size, self.num_layers, self.bias,
-            self.bidirectional, self.proj_size, tuple(sorted(self.options)),
+            self.bidirectional, self.proj_size, _pairs(self.options),
         )  # fmt: skip
 
     @nn.compact
@@ -139,7 +147,7 @@ class Recurrent(nn.Module):
         ):
             key = self.make_rng("dropout")
         return functional.layer(
-            layout.family, params, x, hx, lengths=lengths, resets=resets,
+            layout.spec, params, x, hx, lengths=lengths, resets=resets,
             batch_first=self.batch_first, key=key, dropout=self.dropout,
             input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
             unroll=self.unroll, remat=self.remat, matmul_dtype=self.matmul_dtype,
@@ -231,7 +239,7 @@ class ConvLSTM(Recurrent):
         kernel = (k, k) if isinstance(k, int) else tuple(k)
         return Layout(
             self.family, input_size, self.hidden_size, self.num_layers, self.bias,
-            self.bidirectional, self.proj_size, (("kernel_size", kernel),),
+            self.bidirectional, self.proj_size, _pairs(self.options, kernel_size=kernel),
         )  # fmt: skip
 
 
@@ -260,7 +268,8 @@ class LRU(Recurrent):
         return Layout(
             self.family, input_size, self.hidden_size, self.num_layers, self.bias,
             self.bidirectional, self.proj_size,
-            (("state_size", 0 if self.state_size == self.hidden_size else self.state_size),),
+            _pairs(self.options, state_size=0 if self.state_size == self.hidden_size
+                   else self.state_size),
         )  # fmt: skip
 
 

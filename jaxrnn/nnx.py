@@ -129,7 +129,7 @@ class Recurrent(nnx.Module):
 
     def load_state_dict(self, params: Mapping[str, Array]) -> None:
         """Replace every parameter from a PyTorch-named mapping of the same layout."""
-        layout = layout_of(self.layout.family, params)
+        layout = layout_of(self.layout.spec, params)
         if layout != self.layout:
             raise ValueError(f"params describe {layout}, but this module is {self.layout}")
         for name in self.layout.shapes():
@@ -167,7 +167,7 @@ class Recurrent(nnx.Module):
             ``(output, final state)`` as :func:`jaxrnn.functional.layer` returns them.
         """
         return functional.layer(
-            self.layout.family, self.state_dict(), x, hx, lengths=lengths, resets=resets,
+            self.layout.spec, self.state_dict(), x, hx, lengths=lengths, resets=resets,
             batch_first=self.batch_first, key=self._key(deterministic), dropout=self.dropout,
             input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout,
             unroll=self.unroll, remat=self.remat, matmul_dtype=self.matmul_dtype,
@@ -177,13 +177,13 @@ class Recurrent(nnx.Module):
     def init_state(self, batch: int) -> Any:
         """The zero state for ``batch`` sequences, stacked like ``hx`` (see
         :func:`jaxrnn.functional.init_state`)."""
-        return functional.init_state(self.layout.family, self.state_dict(), batch)
+        return functional.init_state(self.layout.spec, self.state_dict(), batch)
 
     def step(self, x: Array, state: Any = None) -> tuple[Array, Any]:
         """One time step, ``x (B, I), state -> (y (B, H_out), state)`` (unidirectional; see
         :func:`jaxrnn.functional.step`). Dropout follows ``train()``/``eval()``."""
         return functional.step(
-            self.layout.family, self.state_dict(), x, state, unroll=self.unroll,
+            self.layout.spec, self.state_dict(), x, state, unroll=self.unroll,
             backend=self.backend,
         )  # fmt: skip
 

@@ -91,12 +91,28 @@ def check_constructor(
         )
 
 
+def _option_pairs(options: Any) -> dict[str, Any]:
+    """``options`` (``(name, value)`` pairs or a mapping) as a dict, or a ``TypeError``."""
+    if isinstance(options, Mapping):
+        return dict(options)
+    try:
+        pairs = dict(options)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"options must be (name, value) pairs or a mapping, got {options!r}"
+        ) from None
+    return pairs
+
+
 @dataclasses.dataclass(frozen=True)
 class Layout:
     """Sizes of a stacked recurrent layer, as PyTorch's constructor arguments name them.
 
-    ``family`` is a registered family's name (``'lstm'``); ``options`` its own shape options
-    as ``(name, value)`` pairs (ConvLSTM's ``kernel_size``).
+    ``family`` is a registered family's name (``'lstm'``) or a family value (one with options
+    bound, ``MINGRU.with_options(candidate="g")``); ``options`` the family's own options as
+    ``(name, value)`` pairs (ConvLSTM's ``kernel_size``, minGRU's ``candidate``). An option the
+    family does not declare, or a value it does not allow, is a ``ValueError`` listing the
+    allowed ones; options not given take the family's defaults.
     """
 
     family: str
@@ -111,13 +127,17 @@ class Layout:
     def __post_init__(self) -> None:
         # The family's defaults fill in what was not given, and an alias becomes the family's
         # own name, so equal layers compare equal.
-        object.__setattr__(self, "family", self.spec.name)
-        merged = dict(self.spec.options) | dict(self.options)
+        spec = families.get(self.family)
+        given = _option_pairs(self.options)
+        spec.check_options(given)
+        merged = dict(spec.options) | dict(spec.settings) | given
+        object.__setattr__(self, "family", spec.name)
         object.__setattr__(self, "options", tuple(sorted(merged.items())))
 
     @property
     def spec(self) -> Family:
-        return families.get(self.family)
+        """The family, with its run-time options (minGRU's ``candidate``) bound."""
+        return families.get(self.family).with_options(**dict(self.options))
 
     @property
     def num_directions(self) -> int:
@@ -182,7 +202,7 @@ def layout_of(family: str | Family, params: Mapping[str, Array]) -> Layout:
             bias=bias,
             bidirectional=any(reverse for _, _, reverse in found),
             proj_size=sizes.proj_size,
-            options=sizes.options,
+            options=tuple((dict(sizes.options) | dict(spec.settings)).items()),
         )
         for bias in (True, False)
     ]

@@ -60,7 +60,8 @@ def rows(flags, new, old):
 
 def reference(family, params, xs, carry, *, valid, resets, mask, reverse):
     """The definition: padded steps keep the carry and output 0; a reset step starts from the
-    initial carry; in reverse, a segment restarts at its last step."""
+    initial carry (or, for a family with a ``start_step``, is that step: the RG-LRU's segment
+    start); in reverse, a segment restarts at its last step."""
     init = carry
     if resets is not None and reverse:
         resets = jnp.concatenate([resets[1:], jnp.zeros_like(resets[:1])])
@@ -68,7 +69,9 @@ def reference(family, params, xs, carry, *, valid, resets, mask, reverse):
     def step(c, inputs):
         x, v, r = inputs
         c_in = c if r is None else rows(r, init, c)
-        if mask is None:
+        if r is not None and family.start_step is not None:
+            new, y = family.start_step(params, c, x, r)
+        elif mask is None:
             new, y = family.cell(params, c_in, x)
         else:
             new, y = family.step_with_mask(params, c_in, x, mask)

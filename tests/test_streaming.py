@@ -58,14 +58,16 @@ def test_stepping_equals_one_call_and_compiles_once(name):
     traces = []
 
     @jax.jit
-    def step(x_t, state):
+    def step(x_t, state, start):
         traces.append(1)
-        return jaxrnn.step(name, params, x_t, state)
+        return jaxrnn.step(name, params, x_t, state, resets=start)
 
+    # The first step starts the sequence (resets): a no-op from the zero state, except for
+    # the RG-LRU, whose segment start is a step of its own (Griffin's h = i * u).
     state = jaxrnn.init_state(name, params, B)
     ys = []
     for t in range(T):
-        y, state = step(x[t], state)
+        y, state = step(x[t], state, jnp.full((B,), t == 0))
         ys.append(y)
     close(jnp.stack(ys), full)
     close(state, final)

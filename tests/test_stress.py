@@ -4,9 +4,11 @@ Measured (CPU, B = 1, H = 8, I = 4, gradient of the whole output): XLA's tempora
 for ``jax.grad`` are 45.8 MB (GRU) / 51.9 MB (LSTM) without ``remat`` and 6.1 MB with
 ``remat=True`` (chunks of ceil(√T) = 317 steps), of which 6.1 MB is the output sequence and
 its cotangent, which any backward pass holds (2 × T·B·H·4 bytes); the remat run takes ~0.3 s.
-Saturating inputs (|x| in [1e3, 3e4]) match torch to 2.3e-6 relative, all finite, gradients
-too. Exploding ReLU RNNs (float32 overflow after 86-97 of 120 steps): jaxrnn's +inf, -inf and
-NaN entries are exactly torch's, and the finite entries agree to 1e-4 relative.
+Saturating inputs (|x| in [1e3, 3e4]): jaxrnn and torch, both in float32, are as far from
+torch in float64 as each other (the tolerance is measured, see ``_conditioned_tolerance``),
+all finite, gradients too. Exploding ReLU RNNs (float32 overflow after 86-97 of 120 steps):
+jaxrnn's +inf, -inf and NaN entries are exactly torch's, and the finite entries agree to 1e-4
+relative.
 """
 
 from __future__ import annotations
@@ -61,33 +63,65 @@ def test_hundred_thousand_steps_with_remat_fit_in_bounded_memory(mode):
         np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-5, err_msg=name)
 
 
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def _conditioned_tolerance(torch32_err: float) -> float:
+    """The tolerance of a float32 run against float64 on an ill-conditioned case.
+
+    With inputs up to 3e4 a pre-activation sums terms ``w_i x_i`` of size ~1e4, so float32
+    rounds it by up to ``K eps Σ|w_i x_i|``; where a unit is not saturated (the sum cancels) that
+    error reaches the output whole. How large it gets depends on the data, the weights and the
+    summation order (Intel and AMD CPUs differ), not on jaxrnn, so it is measured: torch's own
+    float32 run against float64 on the same weights. jaxrnn, another float32 summation of the
+    same terms, must stay within 4x of it (no summation order beats another by more than the
+    ``K`` of the bound, K = I + H <= 13 here, and in practice the worst errors of two orders
+    are within 2x), and is never held below 16 eps (a well-conditioned case).
+    """
+    return 4 * max(torch32_err, 16 * EPS32)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_saturating_inputs_match_torch_without_spurious_nans(kind):
     cfg = config(kind, num_layers=2, bidirectional=True)
     m = torch_module(cfg)
+    m64 = torch_module(cfg, dtype=torch.float64)  # the same weights, widened exactly
     rng = np.random.default_rng(0)
     x = rng.choice([-1.0, 1.0], (9, 3, cfg.input_size)) * 10.0 ** rng.uniform(3, 4.5, (9, 3, 5))
     x = x.astype(np.float32)
     params = from_torch(m)
-    want = torch_forward(m, cfg, x, None, None)
+    exact = torch_forward(m64, cfg, x.astype(np.float64), None, None)
+    theirs = torch_forward(m, cfg, x, None, None)
     got = jax_forward(cfg, params, x, None, None)
-    for name, g, w in zip(("output", "h_n", "c_n"), got, want, strict=True):
-        if w is None:
+    for name, g, t, w in zip(("output", "h_n", "c_n"), got, theirs, exact, strict=True):
+        if w is None or t is None:
             continue
         g = np.asarray(g)
-        np.testing.assert_array_equal(np.isfinite(g), np.isfinite(w), err_msg=name)
-        scale = max(1.0, float(np.max(np.abs(w[np.isfinite(w)]), initial=0.0)))
-        err = float(np.max(np.abs(g - w) / scale))
-        record("saturating (relative)", err, f"{kind} {name}")
-        assert err < 1e-5, (name, err)
+        np.testing.assert_array_equal(np.isfinite(g), np.isfinite(t), err_msg=name)
+        finite = np.isfinite(w)
+        scale = max(1.0, float(np.max(np.abs(w[finite]), initial=0.0)))
+        err = float(np.max(np.abs(g - w)[finite]) / scale)
+        torch_err = float(np.max(np.abs(t - w)[finite]) / scale)
+        record(
+            "saturating vs float64 (relative)", err, f"{kind} {name} (torch f32 {torch_err:.2e})"
+        )
+        assert err < _conditioned_tolerance(torch_err), (name, err, torch_err)
 
-    # gradients with respect to the input: finite, and equal to torch's
-    tx = torch.tensor(x, requires_grad=True)
-    out, _ = torch_run(m, cfg, tx, None, None)
-    (tg,) = torch.autograd.grad(out.sum(), [tx])
-    jg = jax.grad(lambda xx: jnp.sum(jax_forward(cfg, params, xx, None, None)[0]))(x)
-    assert np.all(np.isfinite(np.asarray(jg))) == bool(torch.all(torch.isfinite(tg)))
-    np.testing.assert_allclose(np.asarray(jg), tg.numpy(), rtol=1e-4, atol=1e-5)
+    # gradients with respect to the input: finite, and as close to float64 as torch's float32
+    def torch_grad(module, xx):
+        tx = torch.tensor(xx, requires_grad=True)
+        out, _ = torch_run(module, cfg, tx, None, None)
+        (tg,) = torch.autograd.grad(out.sum(), [tx])
+        return tg.numpy()
+
+    exact_g, torch_g = torch_grad(m64, x.astype(np.float64)), torch_grad(m, x)
+    jg = np.asarray(jax.grad(lambda xx: jnp.sum(jax_forward(cfg, params, xx, None, None)[0]))(x))
+    assert np.all(np.isfinite(jg)) == bool(np.all(np.isfinite(torch_g)))
+    scale = max(1.0, float(np.max(np.abs(exact_g))))
+    err = float(np.max(np.abs(jg - exact_g)) / scale)
+    torch_err = float(np.max(np.abs(torch_g - exact_g)) / scale)
+    record("saturating d_x vs float64 (relative)", err, f"{kind} (torch f32 {torch_err:.2e})")
+    assert err < _conditioned_tolerance(torch_err), (err, torch_err)
 
 
 def _exploding(num_layers: int, bidirectional: bool, zeros: bool):

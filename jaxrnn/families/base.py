@@ -51,6 +51,10 @@ class Linear(NamedTuple):
 
     coefficients: Callable[[Params, Array], tuple[Array, Array]]
     readout: Callable[[Params, Array, Array], Array]
+    # (params, xs (T, B, I), starts (T, B) bool) -> (a, b): the coefficients with the segment
+    # starts folded in (a = 0 there), for a family whose segment start is a step of its own
+    # (Family.start_step); None: a start restarts the ordinary step from the reset state.
+    start_coefficients: Callable[[Params, Array, Array], tuple[Array, Array]] | None = None
 
 
 class Fused(NamedTuple):
@@ -126,6 +130,18 @@ class Family:
         linear: the family's linear-recurrence form (:class:`Linear`), if it has one.
         recurrent_dropout: whether variational dropout on ``h`` applies (a recurrence
             through ``weight_hh``).
+        start_step: for a family whose segment start is a step of its own (RG-LRU, as in
+            Griffin): ``(params, carry, x, start (B,) bool) -> (carry, y)``, where ``start``
+            marks the sequences whose segment starts at this step (the first step without
+            ``hx``, and every reset); there the step does not read the carry. ``None``: a
+            segment start is the ordinary step from the reset (zero) carry.
+        choices: the allowed values of each option that takes one of a few
+            (``(("candidate", ("linear", "g")),)``); other options are checked by
+            ``check_sizes``.
+        configure: ``options -> Family``: the family with its run-time options bound (minGRU's
+            ``candidate``); ``None`` if no option changes how it runs. Use
+            :meth:`with_options`, which checks the options and caches the result.
+        settings: the run-time options this value is bound to (set by :meth:`with_options`).
     """
 
     name: str
@@ -145,6 +161,57 @@ class Family:
     init_layer: Callable[[Array, Sizes, Any], dict[str, Array]] | None = None
     linear: Linear | None = None
     recurrent_dropout: bool = True
+    start_step: Callable[[Params, Carry, Array, Array], tuple[Carry, Array]] | None = None
+    choices: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    configure: Callable[[dict[str, Any]], Family] | None = None
+    settings: tuple[tuple[str, Any], ...] = ()
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Raise a ``ValueError`` for an option name this family does not declare, or a value
+        outside the allowed ones, listing what is allowed."""
+        allowed = dict(self.options)
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            declared = ", ".join(f"{n} (default {v!r})" for n, v in self.options) or "none"
+            raise ValueError(
+                f"unknown option(s) {unknown} for the {self.name} family; its options are: "
+                f"{declared}"
+            )
+        for name, values in self.choices:
+            if name in options and options[name] not in values:
+                raise ValueError(
+                    f"option {name} of the {self.name} family must be one of {values}, got "
+                    f"{options[name]!r}"
+                )
+
+    def with_options(self, **options: Any) -> Family:
+        """This family with its run-time options bound, e.g.
+        ``families.get("mingru").with_options(candidate="g")``; options that only shape the
+        parameters (ConvLSTM's ``kernel_size``) are accepted and belong in ``Layout``. The
+        same options give the same value (one compiled loop). Unknown names or values are a
+        ``ValueError`` listing the allowed ones.
+
+        Examples:
+            >>> from jaxrnn import families
+            >>> g = families.get("mingru").with_options(candidate="g")
+            >>> g.settings, g is families.get("mingru").with_options(candidate="g")
+            ((('candidate', 'g'),), True)
+        """
+        self.check_options(options)
+        base = _BASES.get(id(self), self)
+        runtime = {n: v for n, v in options.items() if n in dict(base.choices)}
+        bound = dict(base.options) | dict(self.settings) | runtime
+        bound = {n: v for n, v in bound.items() if n in dict(base.choices)}
+        if base.configure is None or bound == {n: dict(base.options)[n] for n in bound}:
+            return base
+        key = (id(base), tuple(sorted(bound.items())))
+        if key not in _CONFIGURED:
+            family = dataclasses.replace(
+                base.configure(bound), settings=tuple(sorted(bound.items()))
+            )
+            _CONFIGURED[key] = family
+            _BASES[id(family)] = base
+        return _CONFIGURED[key]
 
     def output_size(self, sizes: Sizes) -> int:
         """Width of one direction's output ``y``: ``proj_size`` if set, else ``hidden_size``."""
@@ -156,6 +223,11 @@ class Family:
             return self.cell(params, carry, x)
         dropped = self.dropped_cell or mask_hidden(self.cell)
         return dropped(params, carry, x, mask)
+
+
+# Families with run-time options bound (Family.with_options), and the family each came from.
+_CONFIGURED: dict[tuple[int, tuple[tuple[str, Any], ...]], Family] = {}
+_BASES: dict[int, Family] = {}
 
 
 @functools.cache

@@ -115,8 +115,14 @@ def init_carry(params: Params, batch: int) -> Array:
 
 
 def eigenvalues(params: Params) -> Array:
-    """``λ = exp(-exp(ν^log) + i exp(θ^log))`` ``(N,)`` (Orvieto et al. 2023, §3.3)."""
-    return jnp.exp(-jnp.exp(params["nu_log"]) + 1j * jnp.exp(params["theta_log"]))
+    """``λ = exp(-exp(ν^log) + i exp(θ^log))`` ``(N,)`` (Orvieto et al. 2023, §3.3).
+
+    ``ν^log`` is capped at 20 where it enters: there ``|λ| = exp(-4.9e8)`` is already 0 in any
+    float dtype and its derivative too, while past ~88 ``exp`` overflows (float32) and the
+    derivative ``-exp(ν^log) |λ|`` would be ``inf * 0 = NaN``.
+    """
+    nu_log = jnp.minimum(params["nu_log"], 20.0)
+    return jnp.exp(-jnp.exp(nu_log) + 1j * jnp.exp(params["theta_log"]))
 
 
 def _drive(params: Params, x: Array) -> Array:
@@ -220,6 +226,6 @@ LRU = Family(
     linear=Linear(coefficients, readout),
     recurrent_dropout=False,
     state_dtype=lambda dtype: jnp.result_type(dtype, jnp.complex64),
-    options=(("state_size", 0),),
+    options=(("state_size", 0), ("r_min", 0.0), ("r_max", 1.0), ("max_phase", 2 * math.pi)),
     check_sizes=_check_sizes,
 )

@@ -14,7 +14,12 @@ with ``a_t = 1 - z_t`` and ``b_t = z_t h̃_t`` (:func:`coefficients`), runnable 
 Family option ``candidate``: ``"linear"`` (default) is the candidate above; ``"g"`` is the
 paper's log-space variant (its appendix "Parallel Scan: Log-Space Implementation"),
 ``h̃_t = g(Linear_h(x_t))`` with ``g(x) = x + 0.5 if x >= 0 else σ(x)``, which keeps ``h̃``
-positive so the whole recurrence can run on logarithms (:func:`log_coefficients`).
+positive so the whole recurrence can run on logarithms (:func:`log_coefficients`). ``"g"`` is
+what ``mingru-pytorch`` (``minGRU_pytorch/minGRU.py``, ``minGRU.forward``) runs; the two agree
+on the same weights (``tests/test_reference_parity.py``). Choose it with
+``Layout("mingru", I, H, options=(("candidate", "g"),))``, ``linen.MinGRU(options=...)``,
+``nnx.MinGRU(..., options={"candidate": "g"})`` or, for :func:`jaxrnn.layer`, the family value
+``MINGRU.with_options(candidate="g")``. Every kernel runs either candidate in linear space.
 
 Parameters, PyTorch-style names per layer: ``weight_ih (2H, I)`` holding the ``[z; h̃]``
 blocks, ``bias_ih (2H,)``. Carry ``h (B, H)``.
@@ -22,6 +27,7 @@ blocks, ``bias_ih (2H,)``. Carry ``h (B, H)``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Literal
 
@@ -138,17 +144,25 @@ def readout(params: Params, hs: Array, xs: Array) -> Array:
     return hs
 
 
-MINGRU = Family(
-    name="mingru",
-    cell=cell,
-    param_shapes=lambda s: param_shapes(s.input_size, s.hidden_size, bias=s.bias),
-    read_sizes=affine_sizes(2),
-    state_shapes=lambda s, batch: ((*batch, s.hidden_size),),
-    kernels=("parallel", "sequential", "scan"),
-    init_layer=lambda key, s, dtype: init(
-        key, s.input_size, s.hidden_size, bias=s.bias, dtype=dtype
-    ),
-    linear=Linear(coefficients, readout),
-    recurrent_dropout=False,
-    check_sizes=no_projection,
-)
+def _family(candidate: Candidate = "linear") -> Family:
+    check_candidate(candidate)
+    return Family(
+        name="mingru",
+        cell=functools.partial(cell, candidate=candidate),
+        param_shapes=lambda s: param_shapes(s.input_size, s.hidden_size, bias=s.bias),
+        read_sizes=affine_sizes(2),
+        state_shapes=lambda s, batch: ((*batch, s.hidden_size),),
+        kernels=("parallel", "sequential", "scan"),
+        init_layer=lambda key, s, dtype: init(
+            key, s.input_size, s.hidden_size, bias=s.bias, dtype=dtype
+        ),
+        linear=Linear(functools.partial(coefficients, candidate=candidate), readout),
+        recurrent_dropout=False,
+        check_sizes=no_projection,
+        options=(("candidate", "linear"),),
+        choices=(("candidate", CANDIDATES),),
+        configure=lambda options: _family(options["candidate"]),
+    )
+
+
+MINGRU = _family()

@@ -16,12 +16,15 @@ the state (``y_t = h_t``, no output gate). As a linear recurrence ``a_t = f'_t``
 free of ``0/0`` when both gates underflow.
 
 Family option ``candidate``: ``"linear"`` (default, as above) or ``"g"``, the log-space
-variant's ``h̃_t = g(Linear_h(x_t))`` (see :func:`jaxrnn.families.mingru.g`). Parameters:
-``weight_ih (3H, I)`` holding the ``[f; i; h̃]`` blocks, ``bias_ih (3H,)``. Carry ``h (B, H)``.
+variant's ``h̃_t = g(Linear_h(x_t))`` (see :func:`jaxrnn.families.mingru.g`), chosen as
+minGRU's is (``options=(("candidate", "g"),)``, or ``MINLSTM.with_options(candidate="g")``).
+Parameters: ``weight_ih (3H, I)`` holding the ``[f; i; h̃]`` blocks, ``bias_ih (3H,)``.
+Carry ``h (B, H)``.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import jax
@@ -35,7 +38,7 @@ from jaxrnn.families._common import (
     uniform_params,
 )
 from jaxrnn.families.base import Family, Linear, affine_sizes, no_projection
-from jaxrnn.families.mingru import Candidate, check_candidate, g, log_g
+from jaxrnn.families.mingru import CANDIDATES, Candidate, check_candidate, g, log_g
 
 Params = Mapping[str, Array]
 
@@ -126,17 +129,25 @@ def readout(params: Params, hs: Array, xs: Array) -> Array:
     return hs
 
 
-MINLSTM = Family(
-    name="minlstm",
-    cell=cell,
-    param_shapes=lambda s: param_shapes(s.input_size, s.hidden_size, bias=s.bias),
-    read_sizes=affine_sizes(3),
-    state_shapes=lambda s, batch: ((*batch, s.hidden_size),),
-    kernels=("parallel", "sequential", "scan"),
-    init_layer=lambda key, s, dtype: init(
-        key, s.input_size, s.hidden_size, bias=s.bias, dtype=dtype
-    ),
-    linear=Linear(coefficients, readout),
-    recurrent_dropout=False,
-    check_sizes=no_projection,
-)
+def _family(candidate: Candidate = "linear") -> Family:
+    check_candidate(candidate)
+    return Family(
+        name="minlstm",
+        cell=functools.partial(cell, candidate=candidate),
+        param_shapes=lambda s: param_shapes(s.input_size, s.hidden_size, bias=s.bias),
+        read_sizes=affine_sizes(3),
+        state_shapes=lambda s, batch: ((*batch, s.hidden_size),),
+        kernels=("parallel", "sequential", "scan"),
+        init_layer=lambda key, s, dtype: init(
+            key, s.input_size, s.hidden_size, bias=s.bias, dtype=dtype
+        ),
+        linear=Linear(functools.partial(coefficients, candidate=candidate), readout),
+        recurrent_dropout=False,
+        check_sizes=no_projection,
+        options=(("candidate", "linear"),),
+        choices=(("candidate", CANDIDATES),),
+        configure=lambda options: _family(options["candidate"]),
+    )
+
+
+MINLSTM = _family()

@@ -16,23 +16,43 @@ stores ``a_param = -Λ`` (the convention and name of the authors' recurrentgemma
 ``√(-expm1(2 log a_t))``. As a linear recurrence ``a_t`` as above and
 ``b_t = √(1 - a_t²) ⊙ i_t ⊙ u_t`` (:func:`coefficients`); the output is the state.
 
+Segment starts, as recurrentgemma 1.0.1 (``recurrentgemma/jax/layers.py``, ``RGLRU.__call__``:
+``reset = segment_pos == 0``; the torch twin ``recurrentgemma/torch/layers.py`` does the same):
+at the first step of a segment ``a_t = 0`` and the input is not normalised, so
+``h_t = i_t ⊙ u_t`` whatever the carry (:func:`start_step`, :func:`start_coefficients`). A
+segment starts at the first step of a call made without ``hx`` (each direction's first step:
+``t = 0`` forwards, each sequence's last valid step backwards, ``lengths`` included) and at
+every reset (backwards: each segment's last step). A call given ``hx`` continues a sequence:
+its first step is an ordinary step from ``hx``, so a stream cut into chunks (or stepped with
+:func:`jaxrnn.step`, which takes ``resets`` for a new episode) equals one call.
+
+Where the recurrence gate saturates (``a_t = 1``, a gate pre-activation below about -87 in
+float32), ``√(1 - a_t²)`` has an infinite derivative; as recurrentgemma's
+``sqrt_bound_derivative`` (same file), its backward pass caps that derivative at
+``MAX_SQRT_GRADIENT = 1000`` (:func:`sqrt_bounded_derivative`), so gradients stay finite.
+
 The RG-LRU maps width ``H`` to ``H``. For ``input_size != hidden_size`` this file adds an input
 projection ``u_t = W_in x_t + b_in`` (``weight_in (H, I)``, ``bias_in (H,)``); with
-``I == H``, ``u_t = x_t``. Griffin's gates are block-diagonal; here they are dense
-(``weight_ih (2H, H)`` holding the ``[r; i]`` blocks, ``bias_ih (2H,)``), which contains the
-block-diagonal case. Not applied: recurrentgemma's bound on the derivative of the square root
-(a bfloat16 safeguard) and its unscaled input at a segment start.
+``I == H``, ``u_t = x_t``. Griffin's gates are block-diagonal (recurrentgemma's
+``BlockDiagonalLinear``); here they are dense (``weight_ih (2H, H)`` holding the ``[r; i]``
+blocks, ``bias_ih (2H,)``), which contains the block-diagonal case: recurrentgemma's
+``a_gate.w[h]`` is the transposed ``h``-th diagonal block of ``weight_ih[:H]``, its
+``input_gate`` of ``weight_ih[H:]`` (``tests/test_reference_parity.py`` maps one onto the
+other).
 
 Initialisation (§2.4 and recurrentgemma): ``a = σ(Λ)`` uniform in area on the ring
-``[min_rad, max_rad] = [0.9, 0.999]`` (family options, i.e. ``a²`` uniform in
-``[0.81, 0.998]``), gate and input-projection weights ``N(0, 1/fan_in)``, biases zero. Family
-option ``c`` (default 8). Carry ``h (B, H)``.
+``[min_rad, max_rad] = [0.9, 0.999]`` (arguments of :func:`init`, i.e. ``a²`` uniform in
+``[0.81, 0.998]``), gate and input-projection weights ``N(0, 1/fan_in)``, biases zero; ``c``
+is an argument of the step functions (default 8). The family declares no options. Carry
+``h (B, H)``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
+from typing import cast
 
 import jax
 import jax.numpy as jnp
@@ -112,18 +132,65 @@ def _input_size(params: Params) -> int:
     return weight.shape[1]
 
 
-def _ab(params: Params, x: Array, c: float) -> tuple[Array, Array]:
+# recurrentgemma's bound on d√x/dx (its ``sqrt_bound_derivative(1 - a², 1000)``).
+MAX_SQRT_GRADIENT = 1000.0
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def sqrt_bounded_derivative(x: Array, max_gradient: float) -> Array:
+    """``√x``, whose derivative ``1 / (2√x)`` is capped at ``max_gradient``.
+
+    ``√(1 - a_t²)`` has an infinite derivative where the gate saturates (``a_t = 1``: a gate
+    pre-activation below about -87 in float32 underflows ``σ``), which makes every gradient
+    NaN. As recurrentgemma's ``SqrtBoundDerivative``, the backward pass evaluates the
+    derivative at ``max(x, 1 / (4 max_gradient²))``, where it equals ``max_gradient``; the
+    forward value is the exact ``√x``.
+    """
+    return jnp.sqrt(x)
+
+
+def _sqrt_fwd(x: Array, max_gradient: float) -> tuple[Array, Array]:
+    return jnp.sqrt(x), x
+
+
+def _sqrt_bwd(max_gradient: float, x: Array, g: Array) -> tuple[Array]:
+    floor = 1.0 / (4.0 * max_gradient**2)
+    return (g / (2.0 * jnp.sqrt(jnp.maximum(x, floor))),)
+
+
+sqrt_bounded_derivative.defvjp(_sqrt_fwd, _sqrt_bwd)
+
+
+def _ab(params: Params, x: Array, c: float, start: Array | None = None) -> tuple[Array, Array]:
     u = project(x, params["weight_in"], params.get("bias_in")) if "weight_in" in params else x
     gates = jax.nn.sigmoid(project(u, params["weight_ih"], params.get("bias_ih")))
     r, i = jnp.split(gates, 2, axis=-1)
     log_a = -c * r * jax.nn.softplus(params["a_param"])  # eq. 3 in log space
-    return jnp.exp(log_a), jnp.sqrt(-jnp.expm1(2 * log_a)) * (i * u)  # eq. 4
+    a = jnp.exp(log_a)
+    scale = cast(Array, sqrt_bounded_derivative(-jnp.expm1(2 * log_a), MAX_SQRT_GRADIENT))
+    if start is not None:  # a segment start: h = i ⊙ u, as recurrentgemma
+        at_start = start[..., None]
+        a = jnp.where(at_start, jnp.zeros_like(a), a)
+        scale = jnp.where(at_start, jnp.ones_like(scale), scale)
+    return a, scale * (i * u)
 
 
 def cell(params: Params, carry: Array, x: Array, *, c: float = 8.0) -> tuple[Array, Array]:
-    """One step ``h_t = a_t ⊙ h_{t-1} + √(1 - a_t²) ⊙ i_t ⊙ u_t``: ``x (B, I)``, ``(B, H)``."""
+    """One step ``h_t = a_t ⊙ h_{t-1} + √(1 - a_t²) ⊙ i_t ⊙ u_t`` (no segment starts here,
+    see :func:`start_step`): ``x (B, I)``, carry and ``y (B, H)``."""
     x = check_input(x, _input_size(params), 2)
     a, b = _ab(params, x, c)
+    h = a * carry + b
+    return h, h
+
+
+def start_step(
+    params: Params, carry: Array, x: Array, start: Array, *, c: float = 8.0
+) -> tuple[Array, Array]:
+    """One step where ``start (B,)`` marks the sequences whose segment starts here; there
+    ``h_t = i_t ⊙ u_t`` (``a_t = 0``, no normalisation) and the carry is not read."""
+    x = check_input(x, _input_size(params), 2)
+    a, b = _ab(params, x, c, start)
     h = a * carry + b
     return h, h
 
@@ -132,6 +199,15 @@ def coefficients(params: Params, xs: Array, *, c: float = 8.0) -> tuple[Array, A
     """``a_t`` and ``b_t = √(1 - a_t²) ⊙ i_t ⊙ u_t``: ``xs (T, B, I) -> a, b (T, B, H)``."""
     xs = check_input(xs, _input_size(params), 3)
     return _ab(params, xs, c)
+
+
+def start_coefficients(
+    params: Params, xs: Array, starts: Array, *, c: float = 8.0
+) -> tuple[Array, Array]:
+    """:func:`coefficients` with ``a_t = 0`` and ``b_t = i_t ⊙ u_t`` where ``starts (T, B)``
+    is true (a segment starts there): ``xs (T, B, I) -> a, b (T, B, H)``."""
+    xs = check_input(xs, _input_size(params), 3)
+    return _ab(params, xs, c, starts)
 
 
 def readout(params: Params, hs: Array, xs: Array) -> Array:
@@ -161,7 +237,8 @@ RGLRU = Family(
     init_layer=lambda key, s, dtype: init(
         key, s.input_size, s.hidden_size, bias=s.bias, dtype=dtype
     ),
-    linear=Linear(coefficients, readout),
+    linear=Linear(coefficients, readout, start_coefficients),
     recurrent_dropout=False,
     check_sizes=no_projection,
+    start_step=start_step,
 )

@@ -272,10 +272,15 @@ def _kernel(method: str):
         coefficients for all steps at once, the recurrence, then its readout."""
         del mask, unroll, matmul_dtype  # refused by supports() / fixed for this kernel
         assert family.linear is not None
-        a, b = family.linear.coefficients(params, xs)
         restart = None
         if resets is not None:
             restart = resets if valid is None else resets & valid
+        if restart is not None and family.linear.start_coefficients is not None:
+            # the segment starts are in the coefficients (a = 0 there): nothing to restart
+            a, b = family.linear.start_coefficients(params, xs, restart)
+            restart = None
+        else:
+            a, b = family.linear.coefficients(params, xs)
         final, hs = run_recurrence(
             a, b, carry, valid=valid, restart=restart, reset_state=init, reverse=reverse,
             method=method,

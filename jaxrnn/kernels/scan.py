@@ -36,15 +36,20 @@ def run(
 ) -> tuple[Carry, Array]:
     """``xs (T, B, ...) -> (final carry, ys (T, B, ...))``; see :func:`jaxrnn.kernels.run`.
 
-    A reset step starts from ``init``; a padded step (``valid`` false) keeps the carry it was
-    handed (before any reset) and outputs zeros.
+    A reset step starts from ``init`` (or, for a family with a ``start_step``, is that
+    family's segment start); a padded step (``valid`` false) keeps the carry it was handed
+    (before any reset) and outputs zeros.
     """
     del matmul_dtype  # refused by the kernel's supports()
+    start_step = family.start_step
 
     def step(c, inputs):
         x, v, r = inputs
-        c_in = c if r is None else where_rows(r, init, c)
-        new_c, y = family.step_with_mask(params, c_in, x, mask)
+        if r is not None and start_step is not None:
+            new_c, y = start_step(params, c, x, r)
+        else:
+            c_in = c if r is None else where_rows(r, init, c)
+            new_c, y = family.step_with_mask(params, c_in, x, mask)
         if v is not None:
             y = where_rows(v, y, jnp.zeros_like(y))
             new_c = where_rows(v, new_c, c)
