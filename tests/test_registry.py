@@ -17,6 +17,8 @@ The kernels against the family's own step are ``tests/test_conformance.py``; str
 
 from __future__ import annotations
 
+import inspect
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -58,6 +60,8 @@ def np_stack(step, family, layout, params, x, lengths):
     step. Returns the top layer's output and one ``(D*L, B, ...)`` array per state part."""
     p64 = {k: np.asarray(v) for k, v in params.items()}
     batch = x.shape[1:-1]
+    lengths = np.asarray(lengths)
+    takes_start = "start" in inspect.signature(step).parameters
     finals = []
     for k in range(layout.num_layers):
         outs = []
@@ -68,7 +72,11 @@ def np_stack(step, family, layout, params, x, lengths):
             carry = tuple(np.zeros(s, dtype) for s in shapes)
             ys = [np.empty(0)] * len(x)
             for t in range(len(x) - 1, -1, -1) if d else range(len(x)):
-                new, y = step(p, carry, x[t])
+                if takes_start:  # a family whose segment start is a step of its own
+                    first = (t == lengths - 1) if d else np.full(lengths.shape, t == 0)
+                    new, y = step(p, carry, x[t], start=first)
+                else:
+                    new, y = step(p, carry, x[t])
                 keep = (t < lengths).reshape((-1,) + (1,) * (y.ndim - 1))
                 carry = tuple(np.where(keep, n, c) for n, c in zip(new, carry, strict=True))
                 ys[t] = np.where(keep, y, 0.0)
