@@ -23,7 +23,7 @@ from jax._src.core import Tracer as _Tracer  # pyright: ignore[reportPrivateImpo
 from jax._src.interpreters import ad as _ad
 
 from jaxrnn.families.base import Array, Carry, Family, Params
-from jaxrnn.kernels import fused, onednn, parallel, scan
+from jaxrnn.kernels import chunkwise, fused, onednn, parallel, scan
 from jaxrnn.kernels.remat import checkpointed, remat_chunk
 
 
@@ -95,6 +95,13 @@ _KERNELS: dict[str, Kernel] = {
     ),
     "sequential": Kernel("sequential", _linear_supports, parallel.run_sequential),
     "scan": Kernel("scan", _scan_supports, scan.run),
+    # the mLSTM's matrix memory, chunk by chunk or as one (T, T) quadratic form
+    "chunkwise": Kernel(
+        "chunkwise", _scan_supports, chunkwise.run_chunkwise, families=chunkwise.FAMILIES
+    ),
+    "quadratic": Kernel(
+        "quadratic", _scan_supports, chunkwise.run_quadratic, families=chunkwise.FAMILIES
+    ),
 }
 _BUILT_IN = tuple(_KERNELS)
 if onednn.load() is not None:  # the optional native plugin, found at import
