@@ -13,8 +13,10 @@ linearly with the terms summed and the steps carried, ``~64 * 6e-8 * |h| ≈ 4e-
 ``|h| <= 1``, inside ``1e-5``. Gradients: ``1e-4`` relative to the largest entry of each
 gradient (a backward pass adds one more ``T``-step accumulation: ``~2 * 64 * 6e-8 ≈ 8e-6``,
 with an order of magnitude left for the conditioning of ``c / n`` and the normalizer).
-An injected error fails them: a ``log f`` off by 1e-3 (in the sLSTM pointwise or in the
-mLSTM chunk's decay) moves outputs by >1e-4 (checked when these tests were written).
+An injected error fails them: ``log f`` off by 1e-3 (in the sLSTM's pointwise step, or in the
+chunkwise kernel's running sum) moved the outputs by 2.5e-3 (sLSTM), 4.6e-3 (mLSTM layer vs
+JAX parallel) and 3.4e-3 (vs the PyTorch recurrent and chunkwise), checked when these tests
+were written.
 """
 
 from __future__ import annotations
@@ -295,13 +297,15 @@ def test_chunkwise_equals_the_recurrent_step_with_resets_and_padding(chunk_size)
         restart = jnp.asarray(restart) & valid
         args = (q, k, v, log_i, log_f, state)
 
-        def ours(*a):
+        def ours(q, k, v, log_i, log_f, state):
             # _run: the kernels' entry, which pads T to a multiple of the chunk (6 here)
-            final, h = chunkwise._run(*a, reset_state, valid, restart, chunk_size)
+            final, h = chunkwise._run(
+                q, k, v, log_i, log_f, state, reset_state, valid, restart, chunk_size
+            )
             return final, jnp.where(valid[..., None, None], h, 0)
 
-        def ref(*a):
-            final, h = _recurrent(*a, valid, restart, reset_state)
+        def ref(q, k, v, log_i, log_f, state):
+            final, h = _recurrent(q, k, v, log_i, log_f, state, valid, restart, reset_state)
             return final, jnp.where(valid[..., None, None], h, 0)
 
         got, want = ours(*args), ref(*args)
@@ -381,3 +385,22 @@ def test_streaming_steps_equal_the_full_pass():
         np.testing.assert_allclose(jnp.stack(ys), y, rtol=1e-5, atol=1e-6)
         for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(final), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_linen_and_nnx_modules_run_the_family():
+    from flax import nnx
+
+    x = jax.random.normal(jax.random.key(0), (5, 2, 3))
+    for linen_cls, nnx_cls, name in (
+        (jaxrnn.linen.SLSTM, jaxrnn.nnx.SLSTM, "slstm"),
+        (jaxrnn.linen.MLSTM, jaxrnn.nnx.MLSTM, "mlstm"),
+    ):
+        module = linen_cls(8, num_heads=2, bidirectional=True)
+        variables = module.init(jax.random.key(1), x)
+        y, _ = module.apply(variables, x)
+        np.testing.assert_array_equal(y, jaxrnn.layer(name, variables["params"], x)[0])
+        model = nnx_cls(3, 8, num_heads=2, rngs=nnx.Rngs(0))
+        params = {k: v[...] for k, v in nnx.to_flat_state(nnx.state(model, nnx.Param))}
+        params = {k[0] if isinstance(k, tuple) else k: v for k, v in params.items()}
+        np.testing.assert_array_equal(model(x)[0], jaxrnn.layer(name, params, x)[0])
+        assert jaxrnn.params.layout_of(name, params).options == (("num_heads", 2),)
