@@ -400,7 +400,6 @@ def test_linen_and_nnx_modules_run_the_family():
         y, _ = module.apply(variables, x)
         np.testing.assert_array_equal(y, jaxrnn.layer(name, variables["params"], x)[0])
         model = nnx_cls(3, 8, num_heads=2, rngs=nnx.Rngs(0))
-        params = {k: v[...] for k, v in nnx.to_flat_state(nnx.state(model, nnx.Param))}
-        params = {k[0] if isinstance(k, tuple) else k: v for k, v in params.items()}
+        params = model.state_dict()
         np.testing.assert_array_equal(model(x)[0], jaxrnn.layer(name, params, x)[0])
         assert jaxrnn.params.layout_of(name, params).options == (("num_heads", 2),)
