@@ -86,7 +86,9 @@ def mlstm_chunkwise(
     """The mLSTM memory over ``T`` steps, chunk by chunk: returns ``((C, n, m), h̃)``.
 
     Args:
-        q, k, v: ``(T, B, NH, DH)``, time-major (the query is scaled by ``1/√DH`` here).
+        q: ``(T, B, NH, DH)``, time-major, the queries (scaled by ``1/√DH`` here).
+        k: ``(T, B, NH, DH)``, the keys.
+        v: ``(T, B, NH, DH)``, the values.
         log_i: ``(T, B, NH)``, the input gate's pre-activation ``ĩ``.
         log_f: ``(T, B, NH)``, the log forget gate (``log σ(f̃)``, or ``f̃`` for an
             exponential forget gate).
@@ -122,8 +124,7 @@ def _run(q, k, v, log_i, log_f, state, reset_state, valid, restart, chunk):
     if valid is not None:
         log_f = jnp.where(valid[..., None], log_f, 0)
         log_i = jnp.where(valid[..., None], log_i, neg)
-    if restart is None:
-        restart = jnp.zeros((steps, batch), bool)
+    if restart is None:  # no resets: the segment bookkeeping below drops out
         reset_state = None
     elif reset_state is None:
         reset_state = state
@@ -136,7 +137,8 @@ def _run(q, k, v, log_i, log_f, state, reset_state, valid, restart, chunk):
             return jnp.concatenate([a, jnp.full((pad, *a.shape[1:]), value, a.dtype)])
 
         q, k, v, log_f = (extend(a, 0) for a in (q, k, v, log_f))
-        log_i, restart = extend(log_i, neg), extend(restart, False)
+        log_i = extend(log_i, neg)
+        restart = None if restart is None else extend(restart, False)
     chunks = (steps + pad) // chunk
 
     # (T, B, NH, ...) -> (NC, B, NH, L, ...)
@@ -145,28 +147,28 @@ def _run(q, k, v, log_i, log_f, state, reset_state, valid, restart, chunk):
         return jnp.moveaxis(a, 1, 3)
 
     q, k, v, log_i, log_f = (split(a) for a in (q, k, v, log_i, log_f))
-    restart = jnp.moveaxis(restart.reshape(chunks, chunk, batch), 1, 2)[:, :, None]  # (NC,B,1,L)
     q = q * (dim**-0.5)
-
     cum_f = jnp.cumsum(log_f, axis=-1)  # F_t within the chunk, (NC, B, NH, L)
-    segment = jnp.cumsum(restart, axis=-1)  # 0: continues from the chunk's start state
     positions = jnp.arange(chunk)
-    last_restart = jax.lax.cummax(jnp.where(restart, positions, -1), axis=restart.ndim - 1)
-    before = jnp.where(
-        last_restart >= 0,
-        jnp.take_along_axis(
+    end_weight = cum_f[..., -1:] - cum_f + log_i  # log-weight of step s in the chunk's end
+    causal = positions[:, None] >= positions[None, :]
+    if restart is None:
+        base_decay, mask, segment = cum_f, causal, None
+    else:
+        restart = jnp.moveaxis(restart.reshape(chunks, chunk, batch), 1, 2)[:, :, None]
+        segment = jnp.cumsum(restart, axis=-1)  # (NC, B, 1, L); 0: from the chunk's start
+        last = jax.lax.cummax(jnp.where(restart, positions, -1), axis=restart.ndim - 1)
+        before = jnp.take_along_axis(
             jnp.broadcast_to(cum_f - log_f, cum_f.shape),
-            jnp.broadcast_to(jnp.maximum(last_restart, 0), cum_f.shape),
+            jnp.broadcast_to(jnp.maximum(last, 0), cum_f.shape),
             axis=-1,
-        ),
-        0,
-    )
-    base_decay = cum_f - before  # log decay from the segment's start state to step t
-    from_reset = jnp.broadcast_to(segment > 0, cum_f.shape)
+        )
+        # log decay from the state the step's segment started from (F before the restart)
+        base_decay = cum_f - jnp.where(last >= 0, before, 0)
+        end_weight = jnp.where(segment == segment[..., -1:], end_weight, neg)
+        mask = causal & (segment[..., :, None] == segment[..., None, :])
 
     # The chunk's own contribution to its end state, stabilized by its largest log-weight.
-    end_weight = cum_f[..., -1:] - cum_f + log_i
-    end_weight = jnp.where(segment == segment[..., -1:], end_weight, neg)
     local_m = end_weight.max(axis=-1)
     safe_m = jnp.where(local_m > neg / 2, local_m, 0)
     e = jnp.exp(end_weight - safe_m[..., None])
@@ -175,7 +177,7 @@ def _run(q, k, v, log_i, log_f, state, reset_state, valid, restart, chunk):
 
     def across(carry, inputs):
         decay, is_reset, lc, ln, lm = inputs
-        base = carry if reset_state is None else jax.tree.map(
+        base = carry if is_reset is None else jax.tree.map(
             lambda r, c: jnp.where(is_reset.reshape(is_reset.shape + (1,) * (c.ndim - 1)), r, c),
             reset_state, carry,
         )  # fmt: skip
@@ -190,7 +192,7 @@ def _run(q, k, v, log_i, log_f, state, reset_state, valid, restart, chunk):
         )
         return new, carry
 
-    has_reset = segment[..., 0, -1] > 0  # (NC, B)
+    has_reset = None if segment is None else segment[..., 0, -1] > 0  # (NC, B)
     final, starts = jax.lax.scan(
         across, state, (base_decay[..., -1], has_reset, local_c, local_n, local_m)
     )
@@ -200,16 +202,16 @@ def _run(q, k, v, log_i, log_f, state, reset_state, valid, restart, chunk):
     m_base = m_start[..., None]
     qc = jnp.einsum("cbhlk,cbhkv->cbhlv", q, c_start)
     qn = jnp.einsum("cbhlk,cbhk->cbhl", q, n_start)
-    if reset_state is not None:
+    if segment is not None:
+        from_reset = jnp.broadcast_to(segment > 0, cum_f.shape)
+        assert reset_state is not None
         rc, rn, rm = reset_state
         m_base = jnp.where(from_reset, rm[None, ..., None], m_base)
         qc = jnp.where(from_reset[..., None], jnp.einsum("cbhlk,bhkv->cbhlv", q, rc), qc)
         qn = jnp.where(from_reset, jnp.einsum("cbhlk,bhk->cbhl", q, rn), qn)
     log_base = base_decay + m_base
-    causal = positions[:, None] >= positions[None, :]
-    same = segment[..., :, None] == segment[..., None, :]
     log_d = cum_f[..., :, None] - cum_f[..., None, :] + log_i[..., None, :]
-    log_d = jnp.where(causal & same, log_d, neg)
+    log_d = jnp.where(mask, log_d, neg)
     m = jnp.maximum(log_base, log_d.max(axis=-1))
     scores = jnp.einsum("cbhtk,cbhsk->cbhts", q, k) * jnp.exp(log_d - m[..., None])
     base_scale = jnp.exp(log_base - m)
