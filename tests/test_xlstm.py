@@ -403,3 +403,12 @@ def test_linen_and_nnx_modules_run_the_family():
         params = model.state_dict()
         np.testing.assert_array_equal(model(x)[0], jaxrnn.layer(name, params, x)[0])
         assert jaxrnn.params.layout_of(name, params).options == (("num_heads", 2),)
+
+
+@pytest.mark.slow
+def test_xlstm_benchmark_runs(capsys):
+    pytest.importorskip("mlstm_kernels")
+    from benchmarks import xlstm
+
+    xlstm.main(["--steps", "64", "--reps", "1", "--width", "8", "--heads", "2", "--batch", "2"])
+    assert "mLSTM chunkwise (mlstm_kernels JAX native)" in capsys.readouterr().out
