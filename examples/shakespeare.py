@@ -1,7 +1,8 @@
 """Tiny Shakespeare: a character-level LSTM language model (generation, 1 vs N).
 
-``--cell mingru|minlstm|lru|rglru|gru`` trains that recurrent layer instead of the LSTM (the
-linear recurrences followed by a GELU MLP; see :class:`CharRNN`); README compares them.
+``--cell mingru|minlstm|lru|rglru|gru|slstm|mlstm`` trains that recurrent layer instead of the
+LSTM (the linear recurrences followed by a GELU MLP; see :class:`CharRNN`); README compares
+them.
 
 The text (1,115,394 characters, 65 distinct) is split 90/10: the first 90% to train on, the
 last 10% to validate. Training is truncated backpropagation through time over stateful
@@ -94,11 +95,16 @@ CELLS = {  # --cell: the linen layer, and whether a GELU MLP follows it
     "minlstm": (rnn.MinLSTM, True),
     "lru": (rnn.LRU, True),
     "rglru": (rnn.RGLRU, True),
+    # xLSTM's cells with 4 heads (CELL_OPTIONS); the mLSTM is linear in time, so an MLP follows
+    "slstm": (functools.partial(rnn.SLSTM, num_heads=4), False),
+    "mlstm": (functools.partial(rnn.MLSTM, num_heads=4), True),
 }
+CELL_OPTIONS = {"slstm": (("num_heads", 4),), "mlstm": (("num_heads", 4),)}
 # layers per cell unless --layers: a stack of LRUs with nothing between them is one linear
 # filter, so the LRU and RG-LRU get one layer; minGRU and minLSTM, whose gates are
 # nonlinear in the input, two
 CELL_LAYERS = {"lstm": 1, "gru": 1, "mingru": 2, "minlstm": 2, "lru": 1, "rglru": 1}
+CELL_LAYERS |= {"slstm": 1, "mlstm": 1}
 
 
 # --8<-- [start:model]
@@ -149,7 +155,10 @@ class CharRNN(nn.Module):
     def initial_state(self, batch: int) -> Any:
         """The zero state, stacked over layers: ``(h, c)`` for the LSTM, each
         ``(layers, B, H)``; ``h`` alone for the others (complex for the LRU)."""
-        layout = Layout(self.cell, self.embed, self.hidden, num_layers=self.layers)
+        layout = Layout(
+            self.cell, self.embed, self.hidden, num_layers=self.layers,
+            options=CELL_OPTIONS.get(self.cell, ()),
+        )  # fmt: skip
         spec = layout.spec
         shapes = spec.state_shapes(layout.sizes(0), (batch,))
         dtype = spec.state_dtype(jnp.float32)

@@ -280,6 +280,49 @@ class RGLRU(Recurrent):
     family: str = families.rglru.RGLRU.name
 
 
+class SLSTM(Recurrent):
+    """sLSTM of xLSTM (Beck et al. 2024; :mod:`jaxrnn.families.slstm`): ``x (T, B, I) ->
+    (output (T, B, D*H), (h_n, c_n, n_n, m_n) each (D*L, B, H))``; ``num_heads`` blocks of
+    the recurrent matrix (must divide ``hidden_size``).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxrnn.linen import SLSTM
+        >>> layer = SLSTM(8, num_heads=2)
+        >>> x = jnp.ones((5, 4, 3))
+        >>> y, (h_n, c_n, n_n, m_n) = layer.apply(layer.init(jax.random.key(0), x), x)
+        >>> y.shape, m_n.shape
+        ((5, 4, 8), (1, 4, 8))
+    """
+
+    family: str = families.slstm.SLSTM.name
+    num_heads: int = 1
+
+    def _layout(self, input_size: int) -> Layout:
+        return Layout(
+            self.family, input_size, self.hidden_size, self.num_layers, self.bias,
+            self.bidirectional, self.proj_size, (("num_heads", self.num_heads),),
+        )  # fmt: skip
+
+
+class MLSTM(SLSTM):
+    """mLSTM of xLSTM (Beck et al. 2024; :mod:`jaxrnn.families.mlstm`): ``x (T, B, I) ->
+    (output (T, B, D*H), (C_n (D*L, B, NH, DH, DH), n_n (D*L, B, NH, DH), m_n (D*L, B, NH)))``
+    with ``NH = num_heads``, ``DH = hidden_size / NH``; runs chunkwise by default.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxrnn.linen import MLSTM
+        >>> layer = MLSTM(8, num_heads=2)
+        >>> x = jnp.ones((5, 4, 3))
+        >>> y, (c_n, n_n, m_n) = layer.apply(layer.init(jax.random.key(0), x), x)
+        >>> y.shape, c_n.shape
+        ((5, 4, 8), (1, 4, 2, 4, 4))
+    """
+
+    family: str = families.mlstm.MLSTM.name
+
+
 class AdditiveAttention(nn.Module):
     """Bahdanau attention: ``(query (B, Hq), keys (B, T, Hk), lengths) -> (context, weights)``.
 

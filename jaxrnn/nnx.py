@@ -307,6 +307,60 @@ class RGLRU(Recurrent):
     family_name: ClassVar[str] = families.rglru.RGLRU.name
 
 
+class SLSTM(Recurrent):
+    """sLSTM of xLSTM (Beck et al. 2024; :mod:`jaxrnn.families.slstm`): ``x (T, B, I) ->
+    (output (T, B, D*H), (h_n, c_n, n_n, m_n) each (D*L, B, H))``; keyword ``num_heads``
+    blocks of the recurrent matrix (must divide ``hidden_size``).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> from jaxrnn.nnx import SLSTM
+        >>> layer = SLSTM(3, 8, num_heads=2, rngs=nnx.Rngs(0))
+        >>> y, (h_n, c_n, n_n, m_n) = layer(jnp.ones((5, 4, 3)))
+        >>> y.shape, h_n.shape
+        ((5, 4, 8), (1, 4, 8))
+    """
+
+    family_name: ClassVar[str] = families.slstm.SLSTM.name
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        num_heads: int = 1,
+        **kwargs: Any,
+    ):
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+            options={"num_heads": num_heads}, **kwargs,
+        )  # fmt: skip
+
+
+class MLSTM(SLSTM):
+    """mLSTM of xLSTM (Beck et al. 2024; :mod:`jaxrnn.families.mlstm`): ``x (T, B, I) ->
+    (output (T, B, D*H), (C_n (D*L, B, NH, DH, DH), n_n (D*L, B, NH, DH), m_n (D*L, B, NH)))``
+    with ``NH = num_heads``, ``DH = hidden_size / NH``; runs chunkwise by default.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> from jaxrnn.nnx import MLSTM
+        >>> layer = MLSTM(3, 8, num_heads=2, rngs=nnx.Rngs(0))
+        >>> y, (c_n, n_n, m_n) = layer(jnp.ones((5, 4, 3)))
+        >>> y.shape, c_n.shape
+        ((5, 4, 8), (1, 4, 2, 4, 4))
+    """
+
+    family_name: ClassVar[str] = families.mlstm.MLSTM.name
+
+
 class AdditiveAttention(nnx.Module):
     """Bahdanau attention: ``(query (B, Hq), keys (B, T, Hk), lengths) -> (context, weights)``.
 

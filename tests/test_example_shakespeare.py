@@ -57,7 +57,7 @@ def test_shakespeare_trains_resumes_exactly_and_writes_its_outputs(tmp_path):
     assert (out / "plot.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize("cell", ["lstm", "mingru", "lru"])
+@pytest.mark.parametrize("cell", ["lstm", "mingru", "lru", "mlstm"])
 def test_step_gives_the_logits_of_a_full_forward_pass(cell):
     """The sampler's one-character ``step`` equals the full-sequence call, so sampling draws
     from the same distribution as before."""

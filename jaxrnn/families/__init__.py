@@ -9,7 +9,19 @@ dropout, and the conformance tests pick it up.
 
 from __future__ import annotations
 
-from jaxrnn.families import convlstm, gru, layernorm_lstm, lru, lstm, mingru, minlstm, rglru, rnn
+from jaxrnn.families import (
+    convlstm,
+    gru,
+    layernorm_lstm,
+    lru,
+    lstm,
+    mingru,
+    minlstm,
+    mlstm,
+    rglru,
+    rnn,
+    slstm,
+)
 from jaxrnn.families.base import Family, Fused, Linear, Sizes, custom
 
 _REGISTRY: dict[str, Family] = {}
@@ -51,6 +63,8 @@ for _family in (
     minlstm.MINLSTM,
     lru.LRU,
     rglru.RGLRU,
+    slstm.SLSTM,
+    mlstm.MLSTM,
 ):
     register(_family)
 

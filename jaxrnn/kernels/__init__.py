@@ -31,7 +31,7 @@ from jax._src.interpreters import ad as _ad
 
 from jaxrnn import families
 from jaxrnn.families.base import Array, Carry, Family, Params
-from jaxrnn.kernels import cudnn, fused, onednn, parallel, rules, scan, wisdom
+from jaxrnn.kernels import chunkwise, cudnn, fused, onednn, parallel, rules, scan, wisdom
 from jaxrnn.kernels.remat import checkpointed, remat_chunk
 
 
@@ -117,6 +117,15 @@ _KERNELS: dict[str, Kernel] = {
     ),
     "sequential": Kernel("sequential", _linear_supports, parallel.run_sequential, unrolled=False),
     "scan": Kernel("scan", _scan_supports, scan.run),
+    # the mLSTM's matrix memory, chunk by chunk or as one (T, T) quadratic form
+    "chunkwise": Kernel(
+        "chunkwise", _scan_supports, chunkwise.run_chunkwise, families=chunkwise.FAMILIES,
+        unrolled=False,
+    ),
+    "quadratic": Kernel(
+        "quadratic", _scan_supports, chunkwise.run_quadratic, families=chunkwise.FAMILIES,
+        unrolled=False,
+    ),
 }
 _BUILT_IN = tuple(_KERNELS)
 if onednn.load() is not None:  # the optional native plugin, found at import
