@@ -77,9 +77,13 @@ def np_stack(step, family, layout, params, x, lengths):
                     new, y = step(p, carry, x[t], start=first)
                 else:
                     new, y = step(p, carry, x[t])
-                keep = (t < lengths).reshape((-1,) + (1,) * (y.ndim - 1))
-                carry = tuple(np.where(keep, n, c) for n, c in zip(new, carry, strict=True))
-                ys[t] = np.where(keep, y, 0.0)
+                live = t < lengths
+
+                def keep(a, live=live):  # (B,) -> broadcastable against a (B, ...) array
+                    return live.reshape((-1,) + (1,) * (a.ndim - 1))
+
+                carry = tuple(np.where(keep(n), n, c) for n, c in zip(new, carry, strict=True))
+                ys[t] = np.where(keep(y), y, 0.0)
             outs.append(np.stack(ys))
             finals.append(carry)
         x = np.concatenate(outs, axis=-1)
