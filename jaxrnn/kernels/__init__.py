@@ -119,11 +119,17 @@ _KERNELS: dict[str, Kernel] = {
     "scan": Kernel("scan", _scan_supports, scan.run),
     # the mLSTM's matrix memory, chunk by chunk or as one (T, T) quadratic form
     "chunkwise": Kernel(
-        "chunkwise", _scan_supports, chunkwise.run_chunkwise, families=chunkwise.FAMILIES,
+        "chunkwise",
+        _scan_supports,
+        chunkwise.run_chunkwise,
+        families=chunkwise.FAMILIES,
         unrolled=False,
     ),
     "quadratic": Kernel(
-        "quadratic", _scan_supports, chunkwise.run_quadratic, families=chunkwise.FAMILIES,
+        "quadratic",
+        _scan_supports,
+        chunkwise.run_quadratic,
+        families=chunkwise.FAMILIES,
         unrolled=False,
     ),
 }
