@@ -257,7 +257,7 @@ class ConvLSTM(Recurrent):
         kernel = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            options={"kernel_size": tuple(kernel)}, **kwargs,
+            options=_merged(kwargs.pop("options", None), kernel_size=tuple(kernel)), **kwargs,
         )  # fmt: skip
 
 
@@ -296,7 +296,11 @@ class LRU(Recurrent):
     ):
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            options={"state_size": 0 if state_size == hidden_size else state_size}, **kwargs,
+            options=_merged(
+                kwargs.pop("options", None),
+                state_size=0 if state_size == hidden_size else state_size,
+            ),
+            **kwargs,
         )  # fmt: skip
 
 
@@ -339,7 +343,7 @@ class SLSTM(Recurrent):
     ):
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            options={"num_heads": num_heads}, **kwargs,
+            options=_merged(kwargs.pop("options", None), num_heads=num_heads), **kwargs,
         )  # fmt: skip
 
 
@@ -448,6 +452,18 @@ class CRF(nnx.Module):
     def decode(self, emissions: Array, lengths: Array | None = None) -> tuple[Array, Array]:
         params, c = self._args()
         return crf.viterbi_decode(params, emissions, lengths, constraints=c, method=self.method)
+
+
+def _merged(options: Mapping[str, Any] | None, **named: Any) -> dict[str, Any]:
+    """A layer's named shape arguments (``state_size=``) with the other ``options``; naming
+    one in both places is ambiguous, so it is an error."""
+    options = dict(options or {})
+    twice = sorted(set(options) & set(named))
+    if twice:
+        raise ValueError(
+            f"pass {', '.join(f'{k}=...' for k in twice)} as keyword argument(s), not in options"
+        )
+    return {**options, **named}
 
 
 def _as_nested(x) -> tuple:

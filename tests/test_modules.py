@@ -332,3 +332,13 @@ def test_nnx_dropout_only_in_train_mode_and_between_layers():
     train_out = one(x)[0]
     one.eval()
     np.testing.assert_array_equal(train_out, one(x)[0])
+
+
+def test_nnx_layers_with_named_shape_options_take_the_other_options_too():
+    layer = jaxrnn.nnx.LRU(4, 8, state_size=6, options={"r_min": 0.5}, rngs=nnx.Rngs(0))
+    options = dict(layer.layout.options)
+    assert options["r_min"] == 0.5 and options["state_size"] == 6
+    with pytest.raises(ValueError, match=r"pass state_size=\.\.\. as keyword"):
+        jaxrnn.nnx.LRU(4, 8, options={"state_size": 6}, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['bogus'\]"):
+        jaxrnn.nnx.MLSTM(4, 8, options={"bogus": 1}, rngs=nnx.Rngs(0))
