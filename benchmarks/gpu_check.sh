@@ -7,7 +7,8 @@
 # 3. writes the GPU table (python -m benchmarks.gpu) and the long-T families table.
 # Each stage has a time budget in seconds (SELFCHECK_BUDGET 60, CUDNN_TEST_BUDGET 90,
 # TEST_BUDGET 120, BENCH_BUDGET 150, FAMILIES_BUDGET 50) so the whole check fits in 8 minutes
-# (the full suite needs more on one H200: ~190 s with 12 xdist workers; raise TEST_BUDGET); TESTS="tests/test_x.py ..." narrows the test run and
+# (the full suite needs more on one H200: ~190 s with 12 xdist workers; raise TEST_BUDGET);
+# TESTS="tests/test_x.py ..." narrows the test run and
 # STAGES="build tests bench families" picks stages. Wheels for packages the machine lacks can
 # be put in .whl/ (they are installed into /tmp/site first). Outputs land in OUT_DIR
 # (default runs/gpu_check): build.log, cudnn_tests.log, tests.log, gpu.json/.md,
