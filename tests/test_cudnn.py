@@ -502,6 +502,11 @@ def test_every_algorithm_agrees(kind, algo):
 
     ref = jax.value_and_grad(f)(params, x, "standard")
     got = jax.value_and_grad(f)(params, x, algo)
-    assert abs(float(ref[0]) - float(got[0])) < 1e-3
+    # Two algorithms differ only by summation order: per output at most ~ T * K * eps32 =
+    # 12 * 256 * 1.2e-7 ~ 3.7e-4 (K = I + H terms a dot, errors carried through T = 12
+    # contracting steps), typically sqrt(K) times less: 1e-4 per output on average, so the sum
+    # over the N = 12 * 8 * 128 outputs within 1e-4 * N, and each gradient within 1e-4 of its
+    # largest entry. A swapped gate or a dropped bias moves each output by O(0.1).
+    assert abs(float(ref[0]) - float(got[0])) < 1e-4 * x.shape[0] * x.shape[1] * 128
     for a, b in zip(jax.tree.leaves(got[1]), jax.tree.leaves(ref[1]), strict=True):
         assert max_abs_diff(a, b) < 1e-4 * max(1.0, float(np.max(np.abs(np.asarray(b)))))
