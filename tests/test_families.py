@@ -120,6 +120,14 @@ def test_auto_takes_the_fastest_kernel_that_runs_the_call():
     assert kernels.select(families.get("convlstm"), kernels.Call()).name == "scan"
 
 
+def test_sequential_kernel_refuses_forward_mode_with_the_reason():
+    mingru = families.get("mingru")
+    call = kernels.Call(forward_mode=True)
+    assert kernels.select(mingru, call).name != "sequential"
+    with pytest.raises(ValueError, match="reverse-mode only"):
+        kernels.choose(mingru, call, backend="sequential")
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -172,7 +180,8 @@ def test_variational_dropout_keeps_the_fused_kernel_and_bf16_matmuls():
 # --- forward-mode autodiff ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "gru", "layernorm_lstm"])
+# the linear families: "auto" leaves the sequential kernel (hand-written backward) under jvp
+@pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "gru", "layernorm_lstm", "mingru", "lru"])
 def test_jvp_jacfwd_and_hessian_match_finite_differences(name):
     with jax.enable_x64(True):
         params = init_params(jax.random.key(0), Layout(name, 2, 3), dtype=jnp.float64)

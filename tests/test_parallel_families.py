@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from jaxrnn.families import lru, mingru, minlstm, rglru
-from jaxrnn.kernels.parallel import METHODS, linear_recurrence
+from jaxrnn.kernels.parallel import METHODS, _linear_recurrence, linear_recurrence
 
 # float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
 pytestmark = pytest.mark.usefixtures("float32_matmuls")
@@ -230,6 +230,60 @@ def test_methods_agree_in_value_and_gradient(dtype):
         assert scaled_error(v1, v2) <= TOL
         for x, y in zip(g1, g2, strict=True):
             assert scaled_error(x, y, "gradient") <= TOL
+
+
+@pytest.mark.parametrize("constant_a", [False, True])
+@pytest.mark.parametrize("complex_state", [False, True])
+def test_sequential_backward_equals_autodiff_of_its_loop(constant_a, complex_state):
+    """The hand-written backward of ``method="sequential"`` against JAX's own derivative of
+    the same loop (what forward mode runs), in float64 so only a wrong formula can differ:
+    the two agree to ~1e-15; a shifted ``a_{t+1}`` or a missing ``h0`` term is O(1)."""
+    rng = np.random.default_rng(6)
+    steps, batch, n = 11, 3, 4
+    with jax.enable_x64(True):
+        a = rng.uniform(-1, 1, (n,) if constant_a else (steps, batch, n))
+        b = rng.standard_normal((steps, batch, n))
+        h0 = rng.standard_normal((batch, n))
+        if complex_state:
+            a, b = a * np.exp(0.3j), b + 1j * rng.standard_normal(b.shape)
+            h0 = h0 + 0j
+        a, b, h0 = jnp.asarray(a), jnp.asarray(b), jnp.asarray(h0)
+        valid = jnp.arange(steps)[:, None] < jnp.array([11, 7, 1])[None]
+        resets = jnp.asarray(rng.random((steps, batch)) < 0.2)
+        w = jnp.asarray(rng.standard_normal((steps, batch, n)))
+        for reverse in (False, True):
+            for masks in ({"valid": None, "resets": None}, {"valid": valid, "resets": resets}):
+                grads = []
+                for custom in (True, False):
+
+                    def loss(a, b, h0, custom=custom, masks=masks, reverse=reverse):
+                        hf, hs = _linear_recurrence(
+                            a, b, h0, reset_state=None, reverse=reverse, method="sequential",
+                            custom_backward=custom, **masks,
+                        )  # fmt: skip
+                        out = jnp.sum(jnp.real(hs * w)) + jnp.sum(jnp.imag(hs))
+                        return out + jnp.sum(jnp.abs(hf) ** 2)
+
+                    grads.append(jax.grad(loss, (0, 1, 2))(a, b, h0))
+                for got, want in zip(*grads, strict=True):
+                    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_sequential_runs_under_forward_mode():
+    """``jax.jvp`` through ``method="sequential"`` (whose backward is hand-written) takes
+    JAX's derivative of the loop and equals central differences."""
+    rng = np.random.default_rng(7)
+    with jax.enable_x64(True):
+        a = jnp.asarray(rng.uniform(-1, 1, (6, 2, 3)))
+        b, v = (jnp.asarray(rng.standard_normal((6, 2, 3))) for _ in range(2))
+        h0 = jnp.asarray(rng.standard_normal((2, 3)))
+
+        def f(b):
+            return linear_recurrence(a, b, h0, method="sequential")[1]
+
+        _, tangent = jax.jvp(f, (b,), (v,))
+        fd = (f(b + 1e-6 * v) - f(b - 1e-6 * v)) / 2e-6
+        np.testing.assert_allclose(tangent, fd, rtol=1e-7, atol=1e-9)
 
 
 def test_padded_steps_hold_the_state_and_output_zero():

@@ -26,12 +26,11 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax._src.core import Tracer as _Tracer  # pyright: ignore[reportPrivateImportUsage]
-from jax._src.interpreters import ad as _ad
 
 from jaxrnn import families
 from jaxrnn.families.base import Array, Carry, Family, Params
 from jaxrnn.kernels import chunkwise, cudnn, fused, onednn, parallel, rules, scan, wisdom
+from jaxrnn.kernels.modes import forward_mode, reverse_mode
 from jaxrnn.kernels.remat import checkpointed, remat_chunk
 
 
@@ -104,6 +103,15 @@ def _linear_supports(family: Family, call: Call) -> str | None:
     return _no_recurrent_dropout(family, call)
 
 
+def _sequential_supports(family: Family, call: Call) -> str | None:
+    if call.forward_mode:
+        return (
+            "its hand-written backward is reverse-mode only (jax.jvp, jax.jacfwd and "
+            "jax.hessian need backend='parallel' or 'scan')"
+        )
+    return _linear_supports(family, call)
+
+
 _KERNELS: dict[str, Kernel] = {
     "fused": Kernel("fused", _fused_supports, fused.run),
     # O(log T) depth: the win on accelerators; on CPU the sequential loop is faster at every
@@ -115,7 +123,9 @@ _KERNELS: dict[str, Kernel] = {
         platforms=("gpu", "tpu"),
         unrolled=False,
     ),
-    "sequential": Kernel("sequential", _linear_supports, parallel.run_sequential, unrolled=False),
+    "sequential": Kernel(
+        "sequential", _sequential_supports, parallel.run_sequential, unrolled=False
+    ),
     "scan": Kernel("scan", _scan_supports, scan.run),
     # the mLSTM's matrix memory, chunk by chunk or as one (T, T) quadratic form
     "chunkwise": Kernel(
@@ -340,29 +350,6 @@ def explain(
     """
     choice = choose(families.get(family), call, backend, unroll)
     return f"{choice.kernel.name} with unroll {choice.unroll}: {choice.why}"
-
-
-def reverse_mode(*trees: Any) -> bool:
-    """Whether any leaf is being differentiated in reverse mode (``jax.grad``, ``vjp``): a
-    training step. Seen only when the gradient is taken around the traced call (``jit(grad(
-    f))``); ``grad(jit(f))`` traces ``f`` before differentiating it and reads as inference."""
-    for leaf in jax.tree.leaves(trees):
-        while isinstance(leaf, _Tracer):
-            if isinstance(leaf, _ad.LinearizeTracer):
-                return True
-            leaf = getattr(leaf, "primal", None)
-    return False
-
-
-def forward_mode(*trees: Any) -> bool:
-    """Whether any leaf is being differentiated in forward mode (``jax.jvp``, ``jacfwd``,
-    the outer half of ``hessian``), seen through reverse-mode tracers wrapped around it."""
-    for leaf in jax.tree.leaves(trees):
-        while isinstance(leaf, _Tracer):
-            if isinstance(leaf, _ad.JVPTracer):
-                return True
-            leaf = getattr(leaf, "primal", None)
-    return False
 
 
 @functools.partial(

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.families.base import Family, Params
+from jaxrnn.kernels.modes import forward_mode
 
 Array = jax.Array
 Method = Literal["associative", "sequential"]
@@ -107,28 +108,91 @@ def elements(
     unless it restarts. So the prefix composition of the elements is the state itself,
     ``h_t = b'_{0..t}``, with no separate ``h0`` term.
     """
+    a, b = fold_masks(a, b, valid=valid, restart=restart, reset_state=reset_state, h0=h0)
+    edge = -1 if reverse else 0
+    first_b = a[edge] * h0 + b[edge]  # a restart there already made a[edge] = 0
+    return a.at[edge].set(0), b.at[edge].set(first_b)
+
+
+def fold_masks(
+    a: Array,
+    b: Array,
+    *,
+    valid: Array | None,
+    restart: Array | None,
+    reset_state: Array | None,
+    h0: Array,
+) -> tuple[Array, Array]:
+    """``(a, b)`` with padding and restarts made part of the recurrence: a padded step is the
+    identity ``(1, 0)``, a restart the constant map ``(0, a_t * reset_state + b_t)`` (``h0``
+    where no ``reset_state`` is given). A constant ``(N,)`` ``a`` comes back ``(T, B, N)``."""
     if valid is not None:
         a = jnp.where(valid[..., None], a, jnp.ones_like(a))
         b = jnp.where(valid[..., None], b, jnp.zeros_like(b))
-    edge = -1 if reverse else 0
-    first_b = a[edge] * h0 + b[edge]
     if restart is not None:
         reset = restart[..., None]
         state = h0 if reset_state is None else reset_state
         b = jnp.where(reset, a * state + b, b)
-        first_b = jnp.where(reset[edge], b[edge], first_b)
         a = jnp.where(reset, jnp.zeros_like(a), a)
-    return a.at[edge].set(0), b.at[edge].set(first_b)
-
-
-# Time steps per iteration of the sequential loop: on CPU a step is a few microseconds of
-# elementwise work, so the loop's per-iteration overhead dominates; 8 was fastest measured
-# (T=4096, B*N=2048: 1.7x faster than 1, 32 slower again).
-_UNROLL = 8
+    return a, b
 
 
 def _associative(a: Array, b: Array, reverse: bool) -> Array:
     return jax.lax.associative_scan(combine, (a, b), reverse=reverse, axis=0)[1]
+
+
+def _loop(a: Array, b: Array, h0: Array, reverse: bool) -> Array:
+    """``hs (T, B, N)`` of ``h_t = a_t h_{t-1} + b_t`` from ``h0``, one ``lax.scan`` step a
+    time step. A constant ``(N,)`` ``a`` is closed over, not sliced (1.8x faster measured for
+    a complex LRU state). unroll 1 (the default): at T=4096, B*N=2048 on jax 0.10's CPU loop,
+    unroll 8 took the forward from 17 to 37 ms (BENCHMARKS.md, "Linear recurrences on the CPU").
+    """
+
+    def step(h, inputs):
+        a_t, b_t = inputs
+        h = (a if a_t is None else a_t) * h + b_t
+        return h, h
+
+    return jax.lax.scan(step, h0, (a if a.ndim == 3 else None, b), reverse=reverse)[1]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _recurrence(a: Array, b: Array, h0: Array, reverse: bool) -> Array:
+    """:func:`_loop` with its backward written out: one reverse loop and two elementwise
+    products, in place of autodiff's transposed scan (which stores and re-reads a stacked
+    carry per step): 63 against 82 ms for the recurrence's training step at T=4096, B*N=2048
+    (BENCHMARKS.md, "Linear recurrences on the CPU")."""
+    return _loop(a, b, h0, reverse)
+
+
+def _recurrence_fwd(a: Array, b: Array, h0: Array, reverse: bool):
+    hs = _loop(a, b, h0, reverse)
+    return hs, (a, hs, h0)
+
+
+def _recurrence_bwd(reverse: bool, saved, g: Array):
+    """With ``λ_t = dL/dh_t`` (all paths): ``λ_t = g_t + a_{t+1} λ_{t+1}``, itself a linear
+    recurrence run the other way; then ``dL/db_t = λ_t``, ``dL/da_t = λ_t h_{t-1}`` and
+    ``dL/dh0 = a_0 λ_0`` (``t+1`` and ``t-1`` swap roles for ``reverse``). No conjugation
+    for complex states: JAX's cotangents are transposes, not adjoints."""
+    a, hs, h0 = saved
+    first = -1 if reverse else 0
+    if a.ndim == 1:
+        next_a = a
+    elif reverse:
+        next_a = jnp.concatenate([a[-1:], a[:-1]], axis=0)  # a_{t-1} (entry 0 never read)
+    else:
+        next_a = jnp.concatenate([a[1:], a[:1]], axis=0)  # a_{t+1} (entry T-1 never read)
+    lam = _loop(next_a, g, jnp.zeros_like(h0), not reverse)
+    prev = (hs[1:], h0[None]) if reverse else (h0[None], hs[:-1])
+    da = lam * jnp.concatenate(prev, axis=0)
+    if a.ndim == 1:
+        da = da.sum(axis=(0, 1))
+    dh0 = (a if a.ndim == 1 else a[first]) * lam[first]
+    return da.astype(a.dtype), lam, dh0.astype(h0.dtype)
+
+
+_recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
 def _sequential(
@@ -137,29 +201,20 @@ def _sequential(
     h0: Array,
     valid: Array | None,
     restart: Array | None,
-    reset_state: Array,
+    reset_state: Array | None,
     reverse: bool,
+    custom_backward: bool,
 ) -> tuple[Array, Array]:
-    """``lax.scan`` with the masks applied per step, so no masked copy of ``a, b`` is made."""
-
-    def step(h, inputs):
-        a_t, b_t, valid_t, restart_t = inputs
-        a_t = a if a_t is None else a_t
-        if restart_t is not None:
-            h = jnp.where(restart_t[:, None], reset_state, h)
-        new = a_t * h + b_t
-        if valid_t is None:
-            return new, new
-        keep = valid_t[:, None]
-        return jnp.where(keep, new, h), jnp.where(keep, new, jnp.zeros_like(new))
-
-    a_steps = a if a.ndim == 3 else None  # a constant (N,) a is closed over, not sliced
-    return jax.lax.scan(step, h0, (a_steps, b, valid, restart), reverse=reverse, unroll=_UNROLL)
+    """The loop from ``h0``, padding and restarts folded into ``(a, b)`` when there are any."""
+    if valid is not None or restart is not None:
+        a, b = fold_masks(a, b, valid=valid, restart=restart, reset_state=reset_state, h0=h0)
+    hs = (_recurrence if custom_backward else _loop)(a, b, h0, reverse)
+    h_final = hs[0] if reverse else hs[-1]  # padded steps are identities: the last valid state
+    if valid is not None:
+        hs = jnp.where(valid[..., None], hs, jnp.zeros_like(hs))
+    return h_final, hs
 
 
-# Jitted so an eager call compiles once per shape instead of dispatching op by op (the
-# associative scan is hundreds of small ops); under an outer jit it inlines.
-@functools.partial(jax.jit, static_argnames=("reverse", "method"))
 def linear_recurrence(
     a: Array,
     b: Array,
@@ -196,10 +251,33 @@ def linear_recurrence(
       state as ``reset_state``; the result equals one call over the whole sequence.
     - ``method``: ``"associative"`` (the masks folded into the elements by :func:`elements`,
       then ``jax.lax.associative_scan``: ``O(log T)`` depth, ``O(T log T)`` work) or
-      ``"sequential"`` (``jax.lax.scan`` from ``h0``, the masks applied inside each step).
-      Same results to rounding; on CPU ``"sequential"`` is the faster at every ``T``
-      measured (``benchmarks/families.py``).
+      ``"sequential"`` (``jax.lax.scan`` from ``h0``, with a hand-written backward pass; under
+      forward-mode autodiff, ``jax.jvp`` or ``jax.jacfwd``, the scan is differentiated by
+      JAX instead). Same results to rounding; on CPU ``"sequential"`` is the faster at every
+      ``T`` measured (``benchmarks/families.py``).
     """
+    return _linear_recurrence(
+        a, b, h0, valid=valid, resets=resets, reset_state=reset_state, reverse=reverse,
+        method=method, custom_backward=not forward_mode(a, b, h0, reset_state),
+    )  # fmt: skip
+
+
+# Jitted so an eager call compiles once per shape instead of dispatching op by op (the
+# associative scan is hundreds of small ops); under an outer jit it inlines. Which autodiff
+# mode is tracing is read before the jit: inside it the tracers are abstract.
+@functools.partial(jax.jit, static_argnames=("reverse", "method", "custom_backward"))
+def _linear_recurrence(
+    a: Array,
+    b: Array,
+    h0: Array,
+    *,
+    valid: Array | None,
+    resets: Array | None,
+    reset_state: Array | None,
+    reverse: bool,
+    method: Method,
+    custom_backward: bool,
+) -> tuple[Array, Array]:
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     a, b, h0 = _check_inputs(a, b, h0)
@@ -216,7 +294,7 @@ def linear_recurrence(
     restart = None if resets is None else restarts(resets, valid, reverse=reverse)
     return run_recurrence(
         a, b, h0, valid=valid, restart=restart, reset_state=reset_state, reverse=reverse,
-        method=method,
+        method=method, custom_backward=custom_backward,
     )  # fmt: skip
 
 
@@ -230,15 +308,16 @@ def run_recurrence(
     reset_state: Array | None,
     reverse: bool,
     method: str,
+    custom_backward: bool = True,
 ) -> tuple[Array, Array]:
     """:func:`linear_recurrence` on checked inputs, with the restarts already in loop order
     (``restart (T, B)``: the carry becomes ``reset_state`` before that step; see
-    :func:`restarts`). This is what the kernels call: their resets come in loop order."""
+    :func:`restarts`). This is what the kernels call: their resets come in loop order.
+    ``custom_backward=False`` lets JAX differentiate the sequential loop (forward mode)."""
     if b.shape[0] == 0:
         return h0, b
     if method == "sequential":
-        state = h0 if reset_state is None else reset_state
-        return _sequential(a, b, h0, valid, restart, state, reverse)
+        return _sequential(a, b, h0, valid, restart, reset_state, reverse, custom_backward)
     a = jnp.broadcast_to(a, b.shape)
     ea, eb = elements(
         a, b, h0, valid=valid, restart=restart, reset_state=reset_state, reverse=reverse
