@@ -208,7 +208,8 @@ def _sequential(
     """The loop from ``h0``, padding and restarts folded into ``(a, b)`` when there are any."""
     if valid is not None or restart is not None:
         a, b = fold_masks(a, b, valid=valid, restart=restart, reset_state=reset_state, h0=h0)
-    hs = (_recurrence if custom_backward else _loop)(a, b, h0, reverse)
+    run = _recurrence if custom_backward else _loop
+    hs: Array = run(a, b, h0, reverse)  # pyright: ignore[reportAssignmentType]
     h_final = hs[0] if reverse else hs[-1]  # padded steps are identities: the last valid state
     if valid is not None:
         hs = jnp.where(valid[..., None], hs, jnp.zeros_like(hs))
