@@ -7,6 +7,7 @@ a chosen winner, and the tests check that ``auto`` takes it and computes the sam
 from __future__ import annotations
 
 import json
+import time
 import warnings
 
 import jax
@@ -282,3 +283,37 @@ def test_gpu_rules_take_cudnn_only_where_the_h200_measured_the_fused_loop_behind
     assert rules.cudnn_preferred("lstm", 8, 128, 2048)  # long, small state
     assert not rules.cudnn_preferred("lstm", 8, 256, 1024)
     assert not rules.cudnn_preferred("mingru", 128, 1024, 4096)  # not a cuDNN family
+
+
+def test_cpu_vendor_reads_the_maker_and_is_cached():
+    rules.cpu_vendor.cache_clear()
+    try:
+        assert rules.cpu_vendor() in ("intel", "amd", "arm", "unknown")
+        assert rules.cpu_vendor() is rules.cpu_vendor()  # read once per process
+    finally:
+        rules.cpu_vendor.cache_clear()
+
+
+def test_onednn_rule_is_vendor_aware(monkeypatch):
+    monkeypatch.setattr(rules, "cpu_vendor", lambda: "intel")
+    assert rules.onednn_preferred("lstm", 32, 256)
+    assert not rules.onednn_preferred("lstm", 8, 64)  # under ONEDNN_MIN_WORK
+    assert not rules.onednn_preferred("gru", 32, 256)
+    monkeypatch.setattr(rules, "cpu_vendor", lambda: "amd")
+    assert not rules.onednn_preferred("lstm", 32, 256)
+
+
+def test_measure_drops_clear_losers_after_one_round():
+    calls = {"fast": 0, "slow": 0}
+
+    def run(name, seconds):
+        def go():
+            calls[name] += 1
+            time.sleep(seconds)
+
+        return go
+
+    # 0 s against 50 ms: only a stall of over 38 ms in one call could keep "slow" in
+    times = wisdom.measure({"fast": run("fast", 0.0), "slow": run("slow", 0.05)}, reps=4)
+    assert calls == {"fast": 5, "slow": 2}  # warm-up + 4 rounds; warm-up + 1 round
+    assert set(times) == {"fast", "slow"}  # the dropped one keeps its one time

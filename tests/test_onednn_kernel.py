@@ -20,6 +20,7 @@ from conftest import config, jax_fn, onednn_runs, random_data, torch_module
 
 from jaxrnn import families, kernels
 from jaxrnn.interop import from_torch
+from jaxrnn.kernels import rules
 
 # float32 vs an independent reference: full float32 matmuls, also on a GPU (TF32 there)
 pytestmark = pytest.mark.usefixtures("float32_matmuls")
@@ -54,7 +55,8 @@ def test_native_gradients_match_torch(kind):
 
 
 @native
-def test_auto_takes_native_only_where_it_was_measured_faster():
+def test_auto_takes_native_only_where_it_was_measured_faster(monkeypatch):
+    monkeypatch.setattr(rules, "cpu_vendor", lambda: "intel")
     lstm, gru, rnn = (families.get(n) for n in ("lstm", "gru", "rnn_tanh"))
     big = kernels.Call(dtype=jnp.float32, batch=32, hidden=256)
     assert kernels.select(lstm, big).name == "onednn"
@@ -68,6 +70,18 @@ def test_auto_takes_native_only_where_it_was_measured_faster():
     assert kernels.select(lstm, big._replace(dtype=jnp.bfloat16)).name == "fused"
     with pytest.raises(ValueError, match="cannot run this call: lengths run on the XLA"):
         kernels.select(lstm, big._replace(lengths=True), "onednn")
+
+
+@native
+@pytest.mark.parametrize("vendor", ["amd", "arm", "unknown"])
+def test_auto_leaves_native_to_a_wisdom_table_off_intel(monkeypatch, vendor):
+    """On an AMD EPYC the oneDNN LSTM lost 10-31% to the fused loop (BENCHMARKS.md,
+    "Autotuning"): the rules take it on Intel CPUs only; naming it still runs it."""
+    monkeypatch.setattr(rules, "cpu_vendor", lambda: vendor)
+    lstm = families.get("lstm")
+    big = kernels.Call(dtype=jnp.float32, batch=32, hidden=256)
+    assert kernels.select(lstm, big).name == "fused"
+    assert kernels.select(lstm, big, "onednn").name == "onednn"
 
 
 def test_disabled_or_absent_plugin_falls_back_to_xla():

@@ -30,9 +30,6 @@ from jaxrnn.families.rnn import RNN_RELU, RNN_TANH
 from jaxrnn.kernels import rules
 
 FAMILIES = (RNN_TANH.name, RNN_RELU.name, LSTM.name, GRU.name)
-# Where "auto" takes it without a wisdom entry: the built-in CPU rules (kernels/rules.py).
-PREFERRED = rules.ONEDNN_FAMILIES
-MIN_WORK = rules.ONEDNN_MIN_WORK
 INSTALL = "pip install --no-build-isolation -e plugins/onednn (see plugins/onednn/README.md)"
 
 
@@ -82,9 +79,7 @@ def supports(family: Family, call: Any) -> str | None:
 
 def prefer(family: Family, call: Any) -> bool:
     """Whether ``backend="auto"``'s built-in rules take oneDNN for this call."""
-    return (
-        family.name in rules.ONEDNN_FAMILIES and call.batch * call.hidden >= rules.ONEDNN_MIN_WORK
-    )
+    return rules.onednn_preferred(family.name, call.batch, call.hidden)
 
 
 def run(

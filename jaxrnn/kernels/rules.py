@@ -9,16 +9,51 @@ CPU numbers below. The ``unroll`` that ``"auto"`` passes to the loop is :func:`u
 
 from __future__ import annotations
 
+import functools
+import platform
+from pathlib import Path
+
 # --- CPU -------------------------------------------------------------------------------------
-# The oneDNN plugin runs LSTM layers with batch * hidden >= ONEDNN_MIN_WORK: measured faster
-# than the fused XLA loop on an Intel Xeon (BENCHMARKS.md). The GRU and Elman results were
-# mixed, so they stay on XLA; at B=8, H=64 the two tied. On a 2-core AMD EPYC the same rule
-# lost 10-23% to the fused loop (issue 21): tune there.
+# The oneDNN plugin runs LSTM layers with batch * hidden >= ONEDNN_MIN_WORK on Intel CPUs:
+# measured faster than the fused XLA loop on an Intel Xeon (BENCHMARKS.md). The GRU and Elman
+# results were mixed, so they stay on XLA; at B=8, H=64 the two tied. On a 2-core AMD EPYC
+# (AVX-512) the same rule lost to the fused loop on every standard and long LSTM row but one:
+# by 10-12% in training and 22-31% in inference (python -m jaxrnn.tune, BENCHMARKS.md,
+# "Autotuning"), so on other vendors' CPUs "auto" leaves oneDNN to a wisdom table.
 ONEDNN_FAMILIES = ("lstm",)
 ONEDNN_MIN_WORK = 1024
-# lax.scan's unroll on the CPU: 1 (XLA's CPU loop gains nothing measurable from unrolling
-# the matmul-bound steps; BENCHMARKS.md, "Autotuning").
+ONEDNN_VENDORS = ("intel",)
+# lax.scan's unroll on the CPU: 1. On the AMD EPYC the fused loop at unroll 1 was within 4% of
+# the best unroll on 21 of 24 rows of the standard grid and lost 6-13% on three sub-ms or
+# GRU-long rows; unroll 2 lost up to 18% (BENCHMARKS.md, "Autotuning").
 CPU_UNROLL = 1
+
+
+@functools.cache
+def cpu_vendor() -> str:
+    """The CPU's maker: ``"intel"``, ``"amd"``, ``"arm"`` or ``"unknown"`` (from
+    ``/proc/cpuinfo`` where there is one, else ``platform``); read once per process."""
+    if platform.machine().lower().startswith(("arm", "aarch")):
+        return "arm"
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")[:4096]
+    except OSError:
+        text = platform.processor()
+    if "GenuineIntel" in text or "Intel" in text:
+        return "intel"
+    if "AuthenticAMD" in text or "AMD" in text:
+        return "amd"
+    return "unknown"
+
+
+def onednn_preferred(family: str, batch: int, hidden: int) -> bool:
+    """Whether the CPU rules take the oneDNN plugin (where installed) for this call."""
+    return (
+        cpu_vendor() in ONEDNN_VENDORS
+        and family in ONEDNN_FAMILIES
+        and batch * hidden >= ONEDNN_MIN_WORK
+    )
+
 
 # --- GPU -------------------------------------------------------------------------------------
 # Measured on one H200 (jax 0.11.2, cuDNN 9.19, TF32 defaults; BENCHMARKS.md, "GPU"): the
