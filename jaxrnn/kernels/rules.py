@@ -18,14 +18,15 @@ from pathlib import Path
 # measured faster than the fused XLA loop on an Intel Xeon (BENCHMARKS.md). The GRU and Elman
 # results were mixed, so they stay on XLA; at B=8, H=64 the two tied. On a 2-core AMD EPYC
 # (AVX-512) the same rule lost to the fused loop on every standard and long LSTM row but one:
-# by 10-12% in training and 22-31% in inference (python -m jaxrnn.tune, BENCHMARKS.md,
+# by 10-20% in training and 22-31% in inference (python -m jaxrnn.tune, BENCHMARKS.md,
 # "Autotuning"), so on other vendors' CPUs "auto" leaves oneDNN to a wisdom table.
 ONEDNN_FAMILIES = ("lstm",)
 ONEDNN_MIN_WORK = 1024
 ONEDNN_VENDORS = ("intel",)
-# lax.scan's unroll on the CPU: 1. On the AMD EPYC the fused loop at unroll 1 was within 4% of
-# the best unroll on 21 of 24 rows of the standard grid and lost 6-13% on three sub-ms or
-# GRU-long rows; unroll 2 lost up to 18% (BENCHMARKS.md, "Autotuning").
+# lax.scan's unroll on the CPU: 1. On the AMD EPYC the best of unroll 1, 2 and 4 changed
+# between two runs of the standard grid on 14 of 24 rows; unroll 1 was within 8% of the
+# winner on 23 rows of one run and within 13% on all of the other (BENCHMARKS.md,
+# "Autotuning"): a tie, and 1 compiles the smallest loop.
 CPU_UNROLL = 1
 
 
