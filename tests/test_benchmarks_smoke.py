@@ -49,3 +49,22 @@ def test_gpu_table_harness_runs_on_tiny_shapes(tmp_path):
     # a wrong gate would be off by O(0.1)
     assert case["max_abs_error_vs_float64"]["jaxrnn highest"] < 1.2e-5
     assert "| case |" in (tmp_path / "gpu.md").read_text()
+
+
+def test_tune_table_reads_two_runs_and_the_rules(tmp_path):
+    from benchmarks import tune_table
+
+    entry = {
+        "family": "gru", "batch": 8, "steps": 64, "features": [32], "hidden": 64,
+        "layers": 1, "directions": 1, "dtype": "float32", "matmul_dtype": None,
+        "training": True,
+    }  # fmt: skip
+    later = {"entries": [{**entry, "times": {"fused/1": 0.002, "fused/2": 0.001}}]}
+    earlier = {"entries": [{**entry, "times": {"fused/1": 0.001, "fused/2": 0.003}}]}
+    lines = tune_table.rows(later, earlier)
+    assert lines[0].endswith("earlier winner: loss here |")
+    # the rules run the fused loop at the platform's unroll (1 on the CPU): 2 ms, +100%
+    assert lines[2] == (
+        f"| gru B8 T64 I32 H64 L1 | train | fused/2 1 | {tune_table.rules_pick(entry)} 2 "
+        "(+100%) | - | fused/1: +100% |"
+    )
