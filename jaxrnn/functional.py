@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
 import jax
@@ -1078,23 +1078,47 @@ def step(
         ((4, 8), (1, 4, 8))
     """
     spec = families.get(family)
-    layout = layout_of(spec, params)
-    if layout.bidirectional:
+    resets = check_step(spec, layout_of(spec, params).bidirectional, x, resets)
+    out, state = layer(
+        spec, params, x[None], state, resets=None if resets is None else resets[None], **options
+    )
+    return out[0], state
+
+
+def one_step(
+    call: Callable[..., tuple[Array, Any]],
+    x: Array,
+    state: Any,
+    resets: Array | None,
+    batch_first: bool,
+    **kwargs: Any,
+) -> tuple[Array, Any]:
+    """``call`` (a layer over a sequence, as the linen and nnx modules are) on the one step
+    ``x (B, ...)``: a length-1 sequence in, its only output step out."""
+    if resets is not None:
+        resets = resets[:, None] if batch_first else resets[None]
+    out, state = call(x[:, None] if batch_first else x[None], state, resets=resets, **kwargs)
+    return (out[:, 0] if batch_first else out[0]), state
+
+
+def check_step(spec: Family, bidirectional: bool, x: Any, resets: Any) -> Array | None:
+    """The checks of one time step (:func:`step`, and the linen/nnx ``step`` methods): a
+    unidirectional layer, ``x (B, features...)`` and ``resets`` ``(B,)`` or ``None``."""
+    if bidirectional:
         raise ValueError(
             "step runs one time step forward; a bidirectional layer needs the whole sequence "
-            "(its reverse direction starts at the end): call layer() on it instead"
+            "(its reverse direction starts at the end): call the layer on it instead"
         )
     if not hasattr(x, "ndim") or x.ndim != 1 + spec.feature_ndim:
         raise ValueError(
             f"step takes one time step x of shape (B, features...), "
             f"got shape {getattr(x, 'shape', None)}"
         )
-    if resets is not None:
-        if getattr(resets, "shape", None) != x.shape[:1]:
-            raise ValueError(
-                f"resets of one step must have shape (B,) = {x.shape[:1]}, got shape "
-                f"{getattr(resets, 'shape', None)}"
-            )
-        resets = jnp.asarray(resets)[None]
-    out, state = layer(spec, params, x[None], state, resets=resets, **options)
-    return out[0], state
+    if resets is None:
+        return None
+    if getattr(resets, "shape", None) != x.shape[:1]:
+        raise ValueError(
+            f"resets of one step must have shape (B,) = {x.shape[:1]}, got shape "
+            f"{getattr(resets, 'shape', None)}"
+        )
+    return jnp.asarray(resets)

@@ -171,19 +171,22 @@ class Recurrent(nn.Module):
         }
 
     def step(
-        self, x: Array, state: Any = None, *, deterministic: bool | None = None
+        self,
+        x: Array,
+        state: Any = None,
+        *,
+        resets: Array | None = None,
+        deterministic: bool | None = None,
     ) -> tuple[Array, Any]:
         """One time step, ``x (B, I), state -> (y (B, H_out), state)``, for
         ``model.apply(variables, x, state, method="step")``; unidirectional only (see
-        :func:`jaxrnn.functional.step`). ``state=None`` starts from zeros."""
-        if self.bidirectional:
-            raise ValueError(
-                "step runs one time step forward; a bidirectional layer needs the whole "
-                "sequence: call the layer on it instead"
-            )
-        out, state = self(x[:, None] if self.batch_first else x[None], state,
-                          deterministic=deterministic)  # fmt: skip
-        return (out[:, 0] if self.batch_first else out[0]), state
+        :func:`jaxrnn.functional.step`). ``state=None`` starts from zeros; ``resets (B,)``
+        bool restarts those sequences from zeros at this step."""
+        spec = families.get(self.family_name())
+        resets = functional.check_step(spec, self.bidirectional, x, resets)
+        return functional.one_step(
+            self, x, state, resets, self.batch_first, deterministic=deterministic
+        )
 
 
 class RNN(Recurrent):

@@ -179,13 +179,22 @@ class Recurrent(nnx.Module):
         :func:`jaxrnn.functional.init_state`)."""
         return functional.init_state(self.layout.spec, self.state_dict(), batch)
 
-    def step(self, x: Array, state: Any = None) -> tuple[Array, Any]:
+    def step(
+        self,
+        x: Array,
+        state: Any = None,
+        *,
+        resets: Array | None = None,
+        deterministic: bool | None = None,
+    ) -> tuple[Array, Any]:
         """One time step, ``x (B, I), state -> (y (B, H_out), state)`` (unidirectional; see
-        :func:`jaxrnn.functional.step`). Dropout follows ``train()``/``eval()``."""
-        return functional.step(
-            self.layout.spec, self.state_dict(), x, state, unroll=self.unroll,
-            backend=self.backend,
-        )  # fmt: skip
+        :func:`jaxrnn.functional.step`), with every option of the module, as a call on a
+        one-step sequence. ``resets (B,)`` bool restarts those sequences from zeros at this
+        step. Dropout follows ``train()``/``eval()``."""
+        resets = functional.check_step(self.layout.spec, self.layout.bidirectional, x, resets)
+        return functional.one_step(
+            self, x, state, resets, self.batch_first, deterministic=deterministic
+        )
 
 
 class RNN(Recurrent):

@@ -83,6 +83,54 @@ def test_step_refuses_a_bidirectional_stack_and_a_sequence():
         jaxrnn.step("gru", params, x)
 
 
+def _stepped(step, x, resets, batch_first):
+    state, ys = None, []
+    for t in range(x.shape[0]):
+        y, state = step(x[t], state, None if resets is None else jnp.asarray(resets[t]))
+        ys.append(y)
+    return jnp.stack(ys, axis=1 if batch_first else 0), state
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_module_step_with_resets_equals_one_call(batch_first):
+    """linen's and nnx's ``step`` take ``resets``: stepping equals one call over the
+    sequence with the same resets."""
+    x = jax.random.normal(jax.random.key(1), (T, B, I))
+    resets = np.zeros((T, B), bool)
+    resets[[3, 6], [0, 2]] = True
+    xs, rs = (x.swapaxes(0, 1), resets.T) if batch_first else (x, resets)
+    linen = jaxrnn.linen.GRU(H, num_layers=2, batch_first=batch_first)
+    variables = linen.init(jax.random.key(0), xs)
+    module = jaxrnn.nnx.GRU(I, H, 2, batch_first=batch_first, rngs=nnx.Rngs(0))
+    runs = [
+        (
+            lambda x_t, s, r: linen.apply(variables, x_t, s, resets=r, method="step"),
+            linen.apply(variables, xs, resets=rs),
+        ),
+        (lambda x_t, s, r: module.step(x_t, s, resets=r), module(xs, resets=rs)),
+    ]
+    for step, (full, final) in runs:
+        got, state = _stepped(step, x, resets, batch_first)
+        close(got, full)
+        close(state, final)
+        with pytest.raises(ValueError, match=r"resets of one step must have shape \(B,\)"):
+            step(x[0], None, jnp.zeros((B, 1), bool))
+
+
+def test_nnx_step_runs_with_the_modules_options():
+    """nnx's ``step`` is a call on a one-step sequence, so it keeps every option of the module:
+    with ``matmul_dtype=bfloat16`` it equals the bf16 call (same products, float32 rounding)
+    and not the float32 one (bf16 operands move the output by ~1e-3)."""
+    x = jax.random.normal(jax.random.key(1), (T, B, I))
+    module = jaxrnn.nnx.GRU(I, H, 2, matmul_dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+    full, final = module(x)
+    got, state = _stepped(lambda x_t, s, r: module.step(x_t, s), x, None, False)
+    close(got, full, 1e-5)
+    close(state, final, 1e-5)
+    exact = jaxrnn.layer("gru", module.state_dict(), x)[0]
+    assert float(jnp.max(jnp.abs(got - exact))) > 1e-4
+
+
 @pytest.mark.parametrize("name", LINEAR_FAMILIES)
 def test_linear_family_kernels_agree_through_a_bidirectional_stack(name):
     params, x = data(name, bidirectional=True)
