@@ -12,12 +12,15 @@ fp16 1.9e-4..2.7e-3 absolute); the test also asserts jaxrnn is within 3x of them
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import KINDS, config, jax_forward, random_data, record, torch_module, torch_run
 
+import jaxrnn
 from jaxrnn.interop import from_torch
+from jaxrnn.params import Layout, init_params
 
 torch = pytest.importorskip("torch")
 
@@ -66,3 +69,25 @@ def test_low_precision_values_within_stated_tolerance_of_float64_torch(kind, dty
         assert err <= 4 * EPS[dtype] * scale, (name, err, scale)
         torch_err = float(np.max(np.abs(t - w)))
         assert err <= 3 * torch_err + EPS[dtype] * scale, (name, err, torch_err)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_lru_with_low_precision_parameters_runs_complex64_within_tolerance(dtype):
+    """The LRU's complex state is complex64 under bf16/fp16 parameters (``lax.complex`` takes
+    float32 and float64 only), its output takes the parameters' dtype, and it equals the
+    float64 computation on the same rounded values within the stated ``4 eps`` (the bf16
+    input projection and gamma product, and the output's final rounding: ~2 eps). The
+    equations themselves are checked against the paper in ``test_parallel_families.py``."""
+    jd = jnp.dtype(dtype)
+    layout = Layout("lru", 3, 8, num_layers=2, bidirectional=True)
+    params = {k: v.astype(jd) for k, v in init_params(jax.random.key(0), layout).items()}
+    x = jax.random.normal(jax.random.key(1), (16, 4, 3)).astype(jd)
+    lengths = jnp.array([16, 9, 1, 12])
+    for backend in ("sequential", "parallel", "scan"):
+        y, h = jaxrnn.layer("lru", params, x, lengths=lengths, backend=backend)
+        assert y.dtype == jd and h.dtype == jnp.complex64, backend
+        with jax.enable_x64(True):
+            wide = {k: v.astype(jnp.float64) for k, v in params.items()}
+            want = np.asarray(jaxrnn.layer("lru", wide, x.astype(jnp.float64), lengths=lengths)[0])
+        bound = 4 * EPS[dtype] * max(1.0, float(np.max(np.abs(want))))
+        assert float(np.max(np.abs(_f64(y) - want))) <= bound, backend

@@ -133,7 +133,10 @@ def _drive(params: Params, x: Array) -> Array:
     n = params["nu_log"].shape[0]
     gamma = jnp.exp(params["gamma_log"])
     both = project(x, jnp.concatenate([params["B_re"], params["B_im"]], axis=0))
-    return jax.lax.complex(both[..., :n] * gamma, both[..., n:] * gamma)
+    real = jnp.promote_types(both.dtype, jnp.float32)  # complex64 from bf16/fp16 parameters
+    return jax.lax.complex(
+        (both[..., :n] * gamma).astype(real), (both[..., n:] * gamma).astype(real)
+    )
 
 
 def _output(params: Params, state: Array, x: Array) -> Array:
@@ -144,7 +147,9 @@ def _output(params: Params, state: Array, x: Array) -> Array:
     c = jnp.concatenate([params["C_re"], -params["C_im"]], axis=1)
     y = project(jnp.concatenate([state.real, state.imag], axis=-1), c)
     d = params["D"]
-    return y + (d * x if d.ndim == 1 else project(x, d))
+    y = y + (d * x if d.ndim == 1 else project(x, d))
+    # the state is complex64 at least; the output takes the dtype of the inputs and weights
+    return y.astype(jnp.result_type(x, c))
 
 
 def _check_state(carry: Array, params: Params) -> None:
