@@ -128,6 +128,24 @@ def _count_mappings() -> int:
         return 0
 
 
+def pytest_sessionfinish(session):
+    # under pytest-xdist each worker hands its measurements to the controller, which prints
+    # the summary (workeroutput exists on workers only)
+    out = getattr(session.config, "workeroutput", None)
+    if out is not None:
+        out["jaxrnn_errors"] = dict(_ERRORS)
+        out["jaxrnn_mappings"] = _MAPPINGS
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: fine without the plugin
+def pytest_testnodedown(node, error):
+    # pytest-xdist's controller-side hook (the plugin registers its spec): a worker finished
+    out = getattr(node, "workeroutput", {})
+    for kind, errors in out.get("jaxrnn_errors", {}).items():
+        _ERRORS[kind].extend((float(e), c) for e, c in errors)
+    _MAPPINGS.extend(out.get("jaxrnn_mappings", []))
+
+
 def pytest_terminal_summary(terminalreporter):
     if _MAPPINGS:
         terminalreporter.write_line(
