@@ -5,8 +5,8 @@
 For each tuned signature of ``RUN.json``: the winner and its time, what the built-in rules
 run (``jaxrnn.kernels.by_rules`` on this machine) and how much slower that was, oneDNN's time
 where it was timed and, with ``EARLIER.json`` (another run of the same grid on the same
-machine), how much the earlier run's winner lost in this run's times: a table made then,
-judged by a run made later. Nothing is timed here.
+machine), how much the earlier run's winner lost in this run's times (a table made then,
+judged by a run made later), and a one-line summary of that. Nothing is timed here.
 """
 
 from __future__ import annotations
@@ -52,6 +52,10 @@ def rules_pick(entry: dict[str, Any]) -> str:
     return wisdom.candidate(choice.kernel.name, int(choice.unroll) if choice.kernel.unrolled else 1)
 
 
+def _loss(times: dict[str, float], name: str) -> float | None:
+    return times[name] / min(times.values()) - 1 if name in times else None
+
+
 def rows(run: dict[str, Any], earlier: dict[str, Any] | None = None) -> list[str]:
     """The Markdown table's lines."""
     before = {_key(e): e for e in earlier["entries"]} if earlier else {}
@@ -63,37 +67,61 @@ def rows(run: dict[str, Any], earlier: dict[str, Any] | None = None) -> list[str
     out = [head, rule]
     for entry in run["entries"]:
         times = entry["times"]
-        best = min(sorted(times), key=lambda c: times[c])
+        best = wisdom.pick(times)
         fast = times[best]
-        pick = rules_pick(entry)
+        ruled = rules_pick(entry)
         cells = [
             _shape(entry),
             "train" if entry["training"] else "infer",
             f"{best} {_ms(fast)}",
-            f"{pick} {_ms(times[pick])} (+{times[pick] / fast - 1:.0%})" if pick in times else "-",
-            f"{_ms(times['onednn/1'])} (+{times['onednn/1'] / fast - 1:.0%})"
+            f"{ruled} {_ms(times[ruled])} (+{_loss(times, ruled):.0%})" if ruled in times else "-",
+            f"{_ms(times['onednn/1'])} (+{_loss(times, 'onednn/1'):.0%})"
             if "onednn/1" in times
             else "-",
         ]
         if earlier:
             old = before.get(_key(entry))
-            if old is None:
-                cells.append("-")
-            else:
-                won = min(sorted(old["times"]), key=lambda c: old["times"][c])
-                cells.append(f"{won}: +{times[won] / fast - 1:.0%}" if won in times else "-")
+            won = None if old is None else wisdom.pick(old["times"])
+            loss = None if won is None else _loss(times, won)
+            cells.append("-" if loss is None else f"{won}: +{loss:.0%}")
         out.append("| " + " | ".join(cells) + " |")
     return out
 
 
+def summary(run: dict[str, Any], earlier: dict[str, Any]) -> str:
+    """How a table made by ``earlier`` fares by ``run``'s times: on how many rows its winner
+    is within 3% and 10% of the fastest, the worst loss, and how many winners changed."""
+    before = {_key(e): e for e in earlier["entries"]}
+    losses, changed = [], 0
+    for entry in run["entries"]:
+        old = before.get(_key(entry))
+        if old is None:
+            continue
+        then = wisdom.pick(old["times"])
+        changed += then != wisdom.pick(entry["times"])
+        loss = _loss(entry["times"], then)
+        if loss is not None:
+            losses.append(loss)
+    if not losses:
+        return "no signature of the earlier table was timed here"
+    return (
+        f"The earlier table's winner is within 3% of this run's fastest on "
+        f"{sum(x <= 0.03 for x in losses)} of {len(losses)} rows, within 10% on "
+        f"{sum(x <= 0.10 for x in losses)}, worst +{max(losses):.0%}; the winner changed on "
+        f"{changed} rows."
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("run", type=Path, help="a wisdom file written by python -m jaxrnn.tune")
     parser.add_argument("earlier", type=Path, nargs="?", help="an earlier run's wisdom file")
     args = parser.parse_args(argv)
     run = json.loads(args.run.read_text())
     earlier = json.loads(args.earlier.read_text()) if args.earlier else None
     print("\n".join(rows(run, earlier)))
+    if earlier:
+        print("\n" + summary(run, earlier))
 
 
 if __name__ == "__main__":

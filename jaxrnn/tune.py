@@ -186,8 +186,7 @@ def tune(
         wisdom.record(spec.name, call, jax.default_backend(), times)
     rule = kernels.by_rules(spec, call)
     rule_name = wisdom.candidate(rule.kernel.name, int(rule.unroll) if rule.kernel.unrolled else 1)
-    best = min(sorted(times), key=lambda c: times[c])
-    return Result(shape, training, times, best, rule_name)
+    return Result(shape, training, times, wisdom.pick(times), rule_name)
 
 
 def _row(result: Result) -> str:

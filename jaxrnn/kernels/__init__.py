@@ -270,8 +270,8 @@ def choose(
     A named ``backend`` and an explicit ``unroll`` always win. What ``"auto"`` leaves open
     comes from, in order: the wisdom entry of ``call``'s exact signature on this machine, the
     nearest measured one (:mod:`.wisdom`), the platform's built-in rules (:mod:`.rules`).
-    Among a table entry's candidates it takes the fastest that can run the call, so with a
-    given table the choice is deterministic.
+    Among a table entry's candidates it takes the fastest that can run the call
+    (:func:`wisdom.pick`), so with a given table the choice is deterministic.
     """
     choice = _choose(family, call, backend, unroll)
     _log.debug("%s: %s with unroll %s (%s)", family.name, choice.kernel.name, choice.unroll,
@@ -302,7 +302,7 @@ def _choose(family: Family, call: Call, backend: str, unroll: int | bool | str) 
             if kernel.supports(family, call) is None:
                 times[kernel_name, u] = seconds
         if times:
-            kernel_name, u = min(sorted(times), key=lambda c: times[c])
+            kernel_name, u = wisdom.pick(times)
             shape = "B{batch} T{steps} H{hidden} L{layers} D{directions}".format(**entry)
             return Choice(
                 _KERNELS[kernel_name],
