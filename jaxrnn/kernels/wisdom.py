@@ -47,7 +47,7 @@ NEAREST_MAX = 4.0
 _SIZES = ("batch", "steps", "hidden", "layers")
 _MATCH = ("family", "directions", "dtype", "matmul_dtype", "training")
 
-K = TypeVar("K", str, tuple[str, int])  # a candidate: "kernel/unroll", or (kernel, unroll)
+_Candidate = TypeVar("_Candidate", str, tuple[str, int])  # "kernel/unroll" or (kernel, unroll)
 _warned: set[str] = set()
 _cache: dict[str, tuple[tuple[int, int], list[dict[str, Any]]]] = {}
 
@@ -258,7 +258,7 @@ def record(family: str, call: Any, platform: str, times: Mapping[str, float]) ->
     return where
 
 
-def pick(times: Mapping[K, float]) -> K:
+def pick(times: Mapping[_Candidate, float]) -> _Candidate:
     """The fastest candidate of measured ``times``; of equal times the smallest name, so the
     pick from a given table is deterministic.
 
