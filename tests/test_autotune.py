@@ -325,13 +325,15 @@ def test_measure_drops_clear_losers_after_one_round():
 def test_measure_keeps_a_candidate_whose_first_timed_call_stalled():
     calls = {"stalls once": 0, "steady": 0}
 
+    # 20 ms against 0 s: a call of the fast one would have to stall for over 26 ms (1.3x) on
+    # its second try to be dropped
     def steady():
         calls["steady"] += 1
-        time.sleep(0.002)
+        time.sleep(0.02)
 
     def stalls_once():
         calls["stalls once"] += 1
-        time.sleep(0.1 if calls["stalls once"] == 2 else 0.0)  # call 1 is the warm-up
+        time.sleep(0.2 if calls["stalls once"] == 2 else 0.0)  # call 1 is the warm-up
 
     times = wisdom.measure({"steady": steady, "stalls once": stalls_once}, reps=4)
     # timed again at once, it is fast, so it stays for every round and its median is fast
