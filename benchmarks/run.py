@@ -1,11 +1,13 @@
 """Benchmark jaxrnn against torch.nn and Flax: ``python -m benchmarks.run [--quick] [--write-md]``.
 
 Every case builds all peers on the same input in this one process, warms each up (compile
-excluded), then times them round-robin (``rep 1: peer A, B, C; rep 2: A, B, C; ...``) so load
-from other processes hits all peers alike. Reported: median and min-max per peer and the
-ratio ``jaxrnn / peer`` of medians (< 1 means jaxrnn is faster). Writes ``results.json``,
-``results.md``, ``ratios.png`` and ``scaling.png`` to ``--out``; ``--write-md`` also puts the
-table into BENCHMARKS.md. Nothing here is a test: no time is asserted anywhere.
+excluded), then times them round-robin (every peer once a round, ``reps`` rounds) so load
+from other processes hits all peers alike; each round visits them in a new (seeded) order,
+and each timed call follows a short pause (:func:`round_robin` says why). Reported: median
+and min-max per peer and the ratio ``jaxrnn / peer`` of medians (< 1 means jaxrnn is faster).
+Writes ``results.json``, ``results.md``, ``ratios.png`` and ``scaling.png`` to ``--out``;
+``--write-md`` also puts the table into BENCHMARKS.md. Nothing here is a test: no time is
+asserted anywhere.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import datetime
 import json
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -71,17 +74,29 @@ def summarize(times: list[tuple[float, float]]) -> dict:
     }
 
 
+# A fixed order favoured some slots: timing jaxrnn twice under two names (the same compiled
+# loop), the one right after torch came out 1.15-1.67x slower on 1-ms rows, the other not
+# (2026-12-06, 2-core AMD EPYC; torch's and oneDNN's OpenMP threads keep spinning for a
+# while after a call, on the cores the next call needs). With a new order each round and a
+# 5 ms pause before every timed call the two names differed by 0.95-1.15x (median 2-4%).
+COOLDOWN_S = 0.005
+
+
 def round_robin(runners: dict[str, dict], reps: int, warmup: int, kinds=KINDS) -> dict:
-    """Time every (peer, kind) ``reps`` times, interleaved; the first ``warmup`` calls excluded."""
+    """Time every (peer, kind) ``reps`` times, interleaved, each round in a new seeded order
+    and each timed call after a ``COOLDOWN_S`` pause; the first ``warmup`` calls excluded."""
     for fns in runners.values():
         for kind in kinds:
             for _ in range(warmup):
                 fns[kind]()
     times = {p: {k: [] for k in kinds} for p in runners}
+    slots = [(peer, kind) for peer in runners for kind in kinds]
+    order = random.Random(0)
     for _ in range(reps):
-        for peer, fns in runners.items():
-            for kind in kinds:
-                times[peer][kind].append(timed(fns[kind]))
+        order.shuffle(slots)
+        for peer, kind in slots:
+            time.sleep(COOLDOWN_S)
+            times[peer][kind].append(timed(runners[peer][kind]))
     return {p: {k: summarize(v) for k, v in ts.items()} for p, ts in times.items()}
 
 

@@ -27,6 +27,7 @@ import importlib.metadata
 import json
 import math
 import os
+import random
 import statistics
 import tempfile
 import time
@@ -282,23 +283,36 @@ PRUNE = 1.3
 
 
 def _timed(run: Callable[[], Any]) -> float:
+    time.sleep(COOLDOWN_S)
     start = time.perf_counter()
     jax.block_until_ready(run())
     return time.perf_counter() - start
 
 
+# Each timed call follows this pause, and each round visits the candidates in a new
+# (seeded) order: the oneDNN candidate's OpenMP threads keep spinning for a while after a
+# call, on the cores the next candidate needs. In benchmarks.run (same harness), a fixed order
+# made one name of the same compiled loop 1.15-1.67x slower than the other on 1-ms rows;
+# shuffled, with the pause, 0.95-1.15x (BENCHMARKS.md, "Autotuning again").
+COOLDOWN_S = 0.005
+
+
 def measure(runs: Mapping[str, Callable[[], Any]], reps: int = 5) -> dict[str, float]:
     """Median seconds of each zero-argument callable, timed round-robin ``reps`` times after
-    one warm-up call each (round-robin so that a noisy neighbour hits every candidate). After
-    the first round, a candidate over ``PRUNE`` times the fastest is timed again at once and
-    drops out if both its times are."""
+    one warm-up call each (round-robin so that a noisy neighbour hits every candidate; each
+    round in a new seeded order, each call after a ``COOLDOWN_S`` pause). After the first
+    round, a candidate over ``PRUNE`` times the fastest is timed again at once and drops out
+    if both its times are."""
     samples: dict[str, list[float]] = {name: [] for name in runs}
     for run in runs.values():
         jax.block_until_ready(run())
     live = dict(runs)
+    order = random.Random(0)
     for rep in range(reps):
-        for name, run in live.items():
-            samples[name].append(_timed(run))
+        names = list(live)
+        order.shuffle(names)
+        for name in names:
+            samples[name].append(_timed(live[name]))
         if rep == 0 and reps > 1:
             fastest = min(s[0] for s in samples.values())
             for name, run in live.items():
