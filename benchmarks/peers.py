@@ -75,11 +75,14 @@ def _block(tree):
 
 def _jax_runners(fwd, params, x, *extra) -> dict[str, Runner]:
     """Jitted ``value_and_grad`` of ``sum(fwd(params, x, *extra))`` and jitted ``fwd``."""
+    # The step differentiates fwd itself, not the jitted forward: under grad(jit(fwd)) jaxrnn
+    # traces the layer before differentiating it, so backend="auto" would read a training step
+    # as inference (jaxrnn.kernels.reverse_mode) and take the inference entry of a wisdom table.
     step = jax.jit(jax.value_and_grad(lambda p, x, *e: fwd(p, x, *e).sum()))
-    fwd = jax.jit(fwd)
+    forward = jax.jit(fwd)
     return {
         "step": lambda: _block(step(params, x, *extra)),
-        "fwd": lambda: _block(fwd(params, x, *extra)),
+        "fwd": lambda: _block(forward(params, x, *extra)),
     }
 
 
