@@ -275,11 +275,20 @@ def pick(times: Mapping[_Candidate, float]) -> _Candidate:
 
 # A candidate this much slower than the fastest in the first timed round is timed once more
 # at once, and dropped if that time is slow too: its two times stand. On the standard grid
-# most candidates lose by more, so this cuts the timing by about a third without changing a
-# winner (the close ones all get every round). The second time is there because one stalled
-# call is common on a shared machine: with one time only, a stall of the rules' own pick once
-# dropped it with a recorded loss of +185% (2026-12-06, GRU B8 T64, 1.2 ms in the next run).
+# most candidates lose by more, so this cut its tuning from 191 s to 157-165 s on two cores;
+# the close ones all get every round. The second time is there because one stalled call is
+# common on a shared machine: with one time only, a stall of the rules' own pick once dropped
+# it with a recorded loss of +185% (2026-12-06, GRU B8 T64, 1.2 ms in the other runs).
 PRUNE = 1.3
+
+
+# Each timed call follows this pause, and each round visits the candidates in a new
+# (seeded) order: the oneDNN candidate's OpenMP threads keep spinning for a while after a
+# call, on the cores the next candidate needs. In benchmarks.run (same harness), a fixed order
+# made one name of the same compiled loop 1.15-1.67x slower than the other on 1-ms rows;
+# shuffled, with the pause, 0.95-1.15x (BENCHMARKS.md, "`auto` with a table against every
+# candidate").
+COOLDOWN_S = 0.005
 
 
 def _timed(run: Callable[[], Any]) -> float:
@@ -287,14 +296,6 @@ def _timed(run: Callable[[], Any]) -> float:
     start = time.perf_counter()
     jax.block_until_ready(run())
     return time.perf_counter() - start
-
-
-# Each timed call follows this pause, and each round visits the candidates in a new
-# (seeded) order: the oneDNN candidate's OpenMP threads keep spinning for a while after a
-# call, on the cores the next candidate needs. In benchmarks.run (same harness), a fixed order
-# made one name of the same compiled loop 1.15-1.67x slower than the other on 1-ms rows;
-# shuffled, with the pause, 0.95-1.15x (BENCHMARKS.md, "Autotuning again").
-COOLDOWN_S = 0.005
 
 
 def measure(runs: Mapping[str, Callable[[], Any]], reps: int = 5) -> dict[str, float]:
