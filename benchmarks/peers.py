@@ -183,7 +183,9 @@ def nnx_peer(case: Case, module, x: np.ndarray) -> dict[str, Runner]:
             x = layer(x)
         return x
 
-    return _jax_runners(fwd, params, jnp.asarray(x), rest)
+    # jitted before it is differentiated: nnx refuses to mutate the rng state (created from
+    # the undifferentiated `rest`) inside value_and_grad's trace without a jit boundary
+    return _jax_runners(jax.jit(fwd), params, jnp.asarray(x), rest)
 
 
 def jax_cudnn_peer(case: Case, module, x: np.ndarray) -> dict[str, Runner] | None:
