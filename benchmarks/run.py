@@ -29,6 +29,7 @@ import numpy as np
 
 from benchmarks import peers as P
 from benchmarks.report import markdown, plot_ratios, plot_scaling, write_benchmarks_md
+from jaxrnn.kernels import wisdom
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("step", "fwd")
@@ -74,17 +75,10 @@ def summarize(times: list[tuple[float, float]]) -> dict:
     }
 
 
-# A fixed order favoured some slots: timing jaxrnn twice under two names (the same compiled
-# loop), the one right after torch came out 1.15-1.67x slower on 1-ms rows, the other not
-# (2026-12-06, 2-core AMD EPYC; torch's and oneDNN's OpenMP threads keep spinning for a
-# while after a call, on the cores the next call needs). With a new order each round and a
-# 5 ms pause before every timed call the two names differed by 0.95-1.15x (median 2-4%).
-COOLDOWN_S = 0.005
-
-
 def round_robin(runners: dict[str, dict], reps: int, warmup: int, kinds=KINDS) -> dict:
     """Time every (peer, kind) ``reps`` times, interleaved, each round in a new seeded order
-    and each timed call after a ``COOLDOWN_S`` pause; the first ``warmup`` calls excluded."""
+    and each timed call after the tuner's pause (``wisdom.COOLDOWN_S``, which says why: OpenMP
+    threads spinning on after torch's and oneDNN's calls); the first ``warmup`` calls excluded."""
     for fns in runners.values():
         for kind in kinds:
             for _ in range(warmup):
@@ -95,7 +89,7 @@ def round_robin(runners: dict[str, dict], reps: int, warmup: int, kinds=KINDS) -
     for _ in range(reps):
         order.shuffle(slots)
         for peer, kind in slots:
-            time.sleep(COOLDOWN_S)
+            time.sleep(wisdom.COOLDOWN_S)
             times[peer][kind].append(timed(runners[peer][kind]))
     return {p: {k: summarize(v) for k, v in ts.items()} for p, ts in times.items()}
 

@@ -283,11 +283,11 @@ PRUNE = 1.3
 
 
 # Each timed call follows this pause, and each round visits the candidates in a new
-# (seeded) order: the oneDNN candidate's OpenMP threads keep spinning for a while after a
-# call, on the cores the next candidate needs. In benchmarks.run (same harness), a fixed order
-# made one name of the same compiled loop 1.15-1.67x slower than the other on 1-ms rows;
-# shuffled, with the pause, 0.95-1.15x (BENCHMARKS.md, "`auto` with a table against every
-# candidate").
+# (seeded) order: torch's and oneDNN's OpenMP threads keep spinning for a while after a call,
+# on the cores the next call needs. benchmarks.run times its peers the same way: with a fixed
+# order one name of the same compiled loop came out 1.15-1.67x slower than the other on 1-ms
+# rows (the one right after torch); shuffled, with the pause, 0.95-1.15x (BENCHMARKS.md,
+# "`auto` with a table against every candidate").
 COOLDOWN_S = 0.005
 
 
